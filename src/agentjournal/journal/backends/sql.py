@@ -1,0 +1,197 @@
+"""What the SQL backends share: the queries, row decoding, and the migration runner.
+
+The dialect classes override only what really differs: connections, placeholders, how a
+batch takes its positions, how a time is passed, and how a migration file is executed.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
+from datetime import datetime
+from importlib import resources
+from typing import Any
+
+from agentjournal.journal.base import Journal, ReadFilter
+from agentjournal.journal.envelope import GENESIS_HASH, RecordedEvent, StreamInfo
+from agentjournal.journal.errors import MigrationError
+
+COLUMNS = (
+    "position, event_id, stream_id, version, type, schema_version, recorded_at, actor, tenant_id, "
+    "correlation_id, causation_id, traceparent, data, metadata, prev_hash, hash"
+)
+
+
+def event_row(event: RecordedEvent, recorded_at: Any, data: Any, metadata: Any) -> tuple[Any, ...]:
+    """An event as the insert parameters, in COLUMNS order."""
+    return (
+        event.position,
+        event.event_id,
+        event.stream_id,
+        event.version,
+        event.type,
+        event.schema_version,
+        recorded_at,
+        event.actor,
+        event.tenant_id,
+        event.correlation_id,
+        event.causation_id,
+        event.traceparent,
+        data,
+        metadata,
+        event.prev_hash,
+        event.hash,
+    )
+
+
+class SQLJournal(Journal):
+    """Shared queries; a dialect subclass supplies connections and its differences."""
+
+    dialect: str
+    param = "%s"
+
+    # ----- dialect hooks ---------------------------------------------------------------
+
+    @abstractmethod
+    def _connection(self) -> AbstractContextManager[Any]:
+        """A pooled DB-API connection in autocommit mode."""
+
+    @abstractmethod
+    def _decode(self, row: Sequence[Any]) -> RecordedEvent:
+        """A row in COLUMNS order as a RecordedEvent."""
+
+    def _time_param(self, moment: datetime) -> Any:
+        return moment
+
+    @abstractmethod
+    def _applied_migrations(self) -> set[str]: ...
+
+    @abstractmethod
+    def _apply_migration(self, name: str, script: str) -> None: ...
+
+    # ----- queries ----------------------------------------------------------------------
+
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        with self._connection() as conn:
+            cursor = conn.cursor()
+            try:
+                cursor.execute(sql, params)
+                return list(cursor.fetchall())
+            finally:
+                cursor.close()
+
+    def _fetch_stream(
+        self, stream_id: str, from_version: int, to_version: int | None, backwards: bool, limit: int | None
+    ) -> list[RecordedEvent]:
+        p = self.param
+        sql = f"SELECT {COLUMNS} FROM aj_events WHERE stream_id = {p} AND version >= {p}"
+        params: list[Any] = [stream_id, from_version]
+        if to_version is not None:
+            sql += f" AND version <= {p}"
+            params.append(to_version)
+        sql += " ORDER BY version DESC" if backwards else " ORDER BY version"
+        if limit is not None:
+            sql += f" LIMIT {p}"
+            params.append(limit)
+        return [self._decode(row) for row in self._rows(sql, params)]
+
+    def _fetch_all(self, after: int, limit: int, filters: ReadFilter, backwards: bool) -> list[RecordedEvent]:
+        p = self.param
+        conditions: list[str] = []
+        params: list[Any] = []
+        if backwards:
+            if after:
+                conditions.append(f"position < {p}")
+                params.append(after)
+        else:
+            conditions.append(f"position > {p}")
+            params.append(after)
+        if filters.types:
+            conditions.append(f"type IN ({', '.join([p] * len(filters.types))})")
+            params.extend(filters.types)
+        for column in ("tenant_id", "correlation_id", "causation_id"):
+            value = getattr(filters, column)
+            if value is not None:
+                conditions.append(f"{column} = {p}")
+                params.append(value)
+        if filters.since is not None:
+            conditions.append(f"recorded_at >= {p}")
+            params.append(self._time_param(filters.since))
+        if filters.until is not None:
+            conditions.append(f"recorded_at < {p}")
+            params.append(self._time_param(filters.until))
+        where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+        order = "DESC" if backwards else "ASC"
+        sql = f"SELECT {COLUMNS} FROM aj_events {where} ORDER BY position {order} LIMIT {p}"
+        params.append(limit)
+        return [self._decode(row) for row in self._rows(sql, params)]
+
+    def _fetch_by_ids(self, event_ids: list[str]) -> list[RecordedEvent]:
+        if not event_ids:
+            return []
+        marks = ", ".join([self.param] * len(event_ids))
+        sql = f"SELECT {COLUMNS} FROM aj_events WHERE event_id IN ({marks}) ORDER BY position"
+        return [self._decode(row) for row in self._rows(sql, event_ids)]
+
+    def _fetch_streams(self, prefix: str, after: str, limit: int) -> list[StreamInfo]:
+        p = self.param
+        sql = f"SELECT stream_id, version, created_at, updated_at FROM aj_streams WHERE stream_id > {p}"
+        params: list[Any] = [after]
+        if prefix:
+            sql += f" AND substr(stream_id, 1, {len(prefix)}) = {p}"
+            params.append(prefix)
+        sql += f" ORDER BY stream_id LIMIT {p}"
+        params.append(limit)
+        return [
+            StreamInfo(name, version, self._time_value(created), self._time_value(updated))
+            for name, version, created, updated in self._rows(sql, params)
+        ]
+
+    def _stream_head(self, stream_id: str) -> tuple[int, str]:
+        rows = self._rows(f"SELECT version, last_hash FROM aj_streams WHERE stream_id = {self.param}", [stream_id])
+        return (rows[0][0], rows[0][1]) if rows else (0, GENESIS_HASH)
+
+    def _head_position(self) -> int:
+        return int(self._rows("SELECT coalesce(max(position), 0) FROM aj_events")[0][0])
+
+    @abstractmethod
+    def _time_value(self, value: Any) -> datetime:
+        """A stored time as an aware UTC datetime."""
+
+    # ----- migrations -------------------------------------------------------------------
+
+    def _migration_files(self) -> list[tuple[str, str]]:
+        folder = resources.files("agentjournal.journal.backends") / "migrations" / self.dialect
+        files = sorted(entry.name for entry in folder.iterdir() if entry.name.endswith(".sql"))
+        return [(name.removesuffix(".sql"), (folder / name).read_text()) for name in files]
+
+    def pending_migrations(self) -> list[str]:
+        applied = self._applied_migrations()
+        return [name for name, _ in self._migration_files() if name not in applied]
+
+    def migrate(self) -> list[str]:
+        applied_now = []
+        for name, script in self._migration_files():
+            if name in self._applied_migrations():
+                continue
+            try:
+                self._apply_migration(name, script)
+            except Exception as exc:
+                raise MigrationError(f"{self.dialect} migration {name} failed: {exc}") from exc
+            applied_now.append(name)
+        return applied_now
+
+
+def split_statements(script: str) -> Iterator[str]:
+    """Statements of a migration file: they end with a semicolon at the end of a line."""
+    statement: list[str] = []
+    for line in script.splitlines():
+        if not statement and (not line.strip() or line.strip().startswith("--")):
+            continue
+        statement.append(line)
+        if line.rstrip().endswith(";"):
+            yield "\n".join(statement).rstrip().removesuffix(";")
+            statement = []
+    if statement and "\n".join(statement).strip():
+        yield "\n".join(statement)

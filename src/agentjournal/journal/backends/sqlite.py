@@ -1,0 +1,181 @@
+"""SQLite: the embedded default. One file in WAL mode; writers serialize on BEGIN IMMEDIATE.
+
+Positions: a writer holds SQLite's single write lock from BEGIN IMMEDIATE to COMMIT and
+takes max(position) + 1 inside it, so positions are handed out in commit order and a
+reader can never see a higher position before a lower one commits.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from agentjournal.journal.base import Build, EventIdTaken
+from agentjournal.journal.backends.sql import COLUMNS, SQLJournal, event_row
+from agentjournal.journal.envelope import GENESIS_HASH, ExpectedVersion, RecordedEvent, format_time
+from agentjournal.journal.errors import JournalConnectionError, MigrationError
+
+_INSERT = f"INSERT INTO aj_events ({COLUMNS}) VALUES ({', '.join(['?'] * 16)})"
+_SAVE_HEAD = (
+    "INSERT INTO aj_streams (stream_id, version, last_hash, created_at, updated_at) VALUES (?, ?, ?, ?, ?) "
+    "ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, last_hash = excluded.last_hash, "
+    "updated_at = excluded.updated_at"
+)
+
+
+class SQLiteJournal(SQLJournal):
+    backend_name = "sqlite"
+    dialect = "sqlite"
+    param = "?"
+
+    def __init__(self, path: str, *, synchronous: str = "NORMAL", **options: Any) -> None:
+        super().__init__(**options)
+        self.url = f"sqlite:///{path}"
+        self.path = path
+        self.synchronous = synchronous.upper()
+        if self.synchronous not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+            raise ValueError(f"sqlite synchronous must be OFF, NORMAL, FULL or EXTRA, got {synchronous!r}")
+        if path == ":memory:":
+            # One shared in-memory database for every thread; the anchor keeps it alive.
+            self._target = f"file:agentjournal-{id(self)}?mode=memory&cache=shared"
+        else:
+            parent = Path(path).expanduser().resolve().parent
+            if not parent.is_dir():
+                raise JournalConnectionError(f"cannot open SQLite journal {path!r}: folder {parent} does not exist")
+            self._target = f"file:{Path(path).expanduser()}"
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._all_lock = threading.Lock()
+        self._anchor = self._new_connection()
+
+    def _new_connection(self) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(self._target, uri=True, isolation_level=None, check_same_thread=False, timeout=30)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(f"PRAGMA synchronous={self.synchronous}")
+        except sqlite3.Error as exc:
+            raise JournalConnectionError(f"cannot open SQLite journal {self.path!r}: {exc}") from None
+        with self._all_lock:
+            self._all.append(conn)
+        return conn
+
+    @contextmanager
+    def _connection(self) -> Iterator[sqlite3.Connection]:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = self._new_connection()
+        yield conn
+
+    def _write(self, stream_id: str, expected: ExpectedVersion, build: Build) -> list[RecordedEvent]:
+        with self._connection() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                row = conn.execute("SELECT version, last_hash FROM aj_streams WHERE stream_id = ?", (stream_id,)).fetchone()
+                current, last_hash = row or (0, GENESIS_HASH)
+                self._check_expected(stream_id, expected, current)
+                batch = build(current, last_hash)
+                position = conn.execute("SELECT coalesce(max(position), 0) FROM aj_events").fetchone()[0]
+                rows = []
+                for event in batch:
+                    position += 1
+                    event.position = position
+                    rows.append(
+                        event_row(event, format_time(event.recorded_at), _text(event.data_json), _text(event.metadata_json))
+                    )
+                conn.executemany(_INSERT, rows)
+                now = format_time(batch[-1].recorded_at)
+                conn.execute(_SAVE_HEAD, (stream_id, batch[-1].version, batch[-1].hash, now, now))
+                if self._before_commit:
+                    self._before_commit()
+                conn.execute("COMMIT")
+            except sqlite3.IntegrityError as exc:
+                conn.execute("ROLLBACK")
+                if "event_id" in str(exc):
+                    raise EventIdTaken from None
+                raise
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        return batch
+
+    def _decode(self, row: Sequence[Any]) -> RecordedEvent:
+        return RecordedEvent(
+            position=row[0],
+            event_id=row[1],
+            stream_id=row[2],
+            version=row[3],
+            type=row[4],
+            schema_version=row[5],
+            recorded_at=datetime.fromisoformat(row[6]),
+            actor=row[7],
+            tenant_id=row[8],
+            correlation_id=row[9],
+            causation_id=row[10],
+            traceparent=row[11],
+            data_json=row[12],
+            metadata_json=row[13],
+            prev_hash=row[14],
+            hash=row[15],
+        )
+
+    def _time_param(self, moment: datetime) -> str:
+        return format_time(moment)
+
+    def _time_value(self, value: Any) -> datetime:
+        return datetime.fromisoformat(value).astimezone(UTC)
+
+    def _applied_migrations(self) -> set[str]:
+        with self._connection() as conn:
+            exists = conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'aj_schema_migrations'").fetchone()
+            if not exists:
+                return set()
+            return {name for (name,) in conn.execute("SELECT name FROM aj_schema_migrations")}
+
+    def _apply_migration(self, name: str, script: str) -> None:
+        with self._connection() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute(
+                    "CREATE TABLE IF NOT EXISTS aj_schema_migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
+                )
+                if conn.execute("SELECT 1 FROM aj_schema_migrations WHERE name = ?", (name,)).fetchone():
+                    conn.execute("ROLLBACK")  # another process applied it while we waited for the lock
+                    return
+                for statement in _sqlite_statements(script):
+                    conn.execute(statement)
+                conn.execute(
+                    "INSERT INTO aj_schema_migrations (name, applied_at) VALUES (?, ?)",
+                    (name, format_time(datetime.now(UTC))),
+                )
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+    def close(self) -> None:
+        with self._all_lock:
+            for conn in self._all:
+                conn.close()
+            self._all.clear()
+        self._local = threading.local()
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _sqlite_statements(script: str) -> Iterator[str]:
+    """Complete statements of a script, so a migration runs inside one transaction."""
+    buffer = ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            yield buffer
+            buffer = ""
+    if buffer.strip() and not all(part.strip().startswith("--") for part in buffer.splitlines() if part.strip()):
+        raise MigrationError(f"incomplete statement at the end of a migration: {buffer[:80]!r}")

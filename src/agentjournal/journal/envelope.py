@@ -1,0 +1,256 @@
+"""The envelope every backend stores, its canonical bytes and the per-stream hash chain.
+
+Canonical JSON is orjson with sorted keys: the same bytes for a payload on SQLite,
+PostgreSQL and MariaDB, so a journal moved between backends still verifies.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import unicodedata
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Final, Literal
+
+import orjson
+from pydantic import BaseModel
+
+from agentjournal.journal.errors import InvalidEventError
+
+ANY: Final = "any"
+"""`expected_version=ANY` appends whatever version the stream is at."""
+
+ExpectedVersion = int | Literal["any"]
+
+MAX_STREAM_ID_LENGTH: Final = 200
+MAX_TYPE_LENGTH: Final = 200
+DEFAULT_MAX_PAYLOAD_BYTES: Final = 1024 * 1024
+GENESIS_HASH: Final = "0" * 64
+"""The `prev_hash` of a stream's first event."""
+
+
+def canonical_json(value: Any) -> bytes:
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+
+
+def format_time(moment: datetime) -> str:
+    """UTC with microseconds and a Z, the form that is hashed and sorts as text."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def check_identifier(value: object, what: str, max_length: int) -> str:
+    if not isinstance(value, str) or not value:
+        raise InvalidEventError(f"{what} must be a non-empty string, got {value!r}")
+    if len(value) > max_length:
+        raise InvalidEventError(f"{what} is {len(value)} characters long; the limit is {max_length}: {value[:40]!r}…")
+    for index, char in enumerate(value):
+        if unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp"):
+            raise InvalidEventError(f"{what} {value!r} has a control character {char!r} at index {index}")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """An event to append. Envelope fields left as None come from the ambient context."""
+
+    type: str
+    data: dict[str, Any] | BaseModel = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    event_id: str | None = None
+    schema_version: int | None = None
+    actor: str | None = None
+    tenant_id: str | None = None
+    correlation_id: str | None = None
+    causation_id: str | None = None
+    traceparent: str | None = None
+
+
+class RecordedEvent:
+    """A stored event. `data` is decoded from its canonical JSON on first access."""
+
+    __slots__ = (
+        "event_id",
+        "stream_id",
+        "version",
+        "position",
+        "type",
+        "schema_version",
+        "recorded_at",
+        "actor",
+        "tenant_id",
+        "correlation_id",
+        "causation_id",
+        "traceparent",
+        "data_json",
+        "metadata_json",
+        "prev_hash",
+        "hash",
+        "_data",
+        "_metadata",
+    )
+
+    def __init__(
+        self,
+        *,
+        event_id: str,
+        stream_id: str,
+        version: int,
+        position: int,
+        type: str,
+        schema_version: int,
+        recorded_at: datetime,
+        actor: str | None,
+        tenant_id: str | None,
+        correlation_id: str | None,
+        causation_id: str | None,
+        traceparent: str | None,
+        data_json: bytes | str,
+        metadata_json: bytes | str,
+        prev_hash: str,
+        hash: str,
+        data: dict[str, Any] | None = None,
+    ) -> None:
+        self.event_id = event_id
+        self.stream_id = stream_id
+        self.version = version
+        self.position = position
+        self.type = type
+        self.schema_version = schema_version
+        self.recorded_at = recorded_at
+        self.actor = actor
+        self.tenant_id = tenant_id
+        self.correlation_id = correlation_id
+        self.causation_id = causation_id
+        self.traceparent = traceparent
+        self.data_json = data_json
+        self.metadata_json = metadata_json
+        self.prev_hash = prev_hash
+        self.hash = hash
+        self._data = data
+        self._metadata: dict[str, Any] | None = None
+
+    @property
+    def data(self) -> dict[str, Any]:
+        if self._data is None:
+            self._data = orjson.loads(self.data_json)
+        return self._data
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        if self._metadata is None:
+            self._metadata = orjson.loads(self.metadata_json)
+        return self._metadata
+
+    def with_data(self, data: dict[str, Any], schema_version: int) -> RecordedEvent:
+        """A copy carrying upcast data; the stored bytes (and so the hash) stay the original's."""
+        copy = RecordedEvent(**{name: getattr(self, name) for name in _ENVELOPE_FIELDS}, data=data)
+        copy.schema_version = schema_version
+        return copy
+
+    def header(self) -> dict[str, Any]:
+        """The hashed envelope fields, without the payload, position or own hash."""
+        return {
+            "event_id": self.event_id,
+            "stream_id": self.stream_id,
+            "version": self.version,
+            "type": self.type,
+            "schema_version": self.schema_version,
+            "recorded_at": format_time(self.recorded_at),
+            "actor": self.actor,
+            "tenant_id": self.tenant_id,
+            "correlation_id": self.correlation_id,
+            "causation_id": self.causation_id,
+            "traceparent": self.traceparent,
+            "prev_hash": self.prev_hash,
+        }
+
+    def compute_hash(self) -> str:
+        return chain_hash(self.header(), _as_bytes(self.data_json), _as_bytes(self.metadata_json))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The whole envelope as plain JSON types (the export format)."""
+        return {**self.header(), "position": self.position, "data": self.data, "metadata": self.metadata, "hash": self.hash}
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, RecordedEvent) and self.to_dict() == other.to_dict()
+
+    def __hash__(self) -> int:
+        return hash(self.event_id)
+
+    def __repr__(self) -> str:
+        return (
+            f"RecordedEvent(stream_id={self.stream_id!r}, version={self.version}, position={self.position}, "
+            f"type={self.type!r}, event_id={self.event_id!r})"
+        )
+
+
+_ENVELOPE_FIELDS = [name for name in RecordedEvent.__slots__ if not name.startswith("_")]
+
+
+def _as_bytes(value: bytes | str) -> bytes:
+    return value.encode() if isinstance(value, str) else bytes(value)
+
+
+def chain_hash(header: dict[str, Any], data_json: bytes, metadata_json: bytes) -> str:
+    """SHA-256 over the canonical header (which holds `prev_hash`), then data, then metadata.
+
+    Each part is canonical JSON and the parts are joined by newlines, which canonical JSON
+    never contains, so the split between them is unambiguous.
+    """
+    digest = hashlib.sha256(canonical_json(header))
+    digest.update(b"\n")
+    digest.update(data_json)
+    digest.update(b"\n")
+    digest.update(metadata_json)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class AppendResult:
+    """What an append stored, or found already stored (`already_appended`)."""
+
+    stream_id: str
+    events: list[RecordedEvent]
+    already_appended: bool = False
+
+    @property
+    def first_version(self) -> int:
+        return self.events[0].version
+
+    @property
+    def last_version(self) -> int:
+        return self.events[-1].version
+
+    @property
+    def last_position(self) -> int:
+        return self.events[-1].position
+
+
+@dataclass(frozen=True, slots=True)
+class StreamInfo:
+    stream_id: str
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class BrokenLink:
+    stream_id: str
+    version: int
+    position: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"stream {self.stream_id!r} version {self.version} (position {self.position}): {self.reason}"
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyReport:
+    streams_checked: int
+    events_checked: int
+    first_broken: BrokenLink | None
+
+    @property
+    def ok(self) -> bool:
+        return self.first_broken is None

@@ -1,0 +1,69 @@
+"""Fixtures that hand out journal URLs on real, throwaway databases.
+
+`journal_url` is parametrized over every backend; `sql_journal_url` over the persistent ones.
+A backend whose server cannot be reached fails under CI=true and skips (saying why) elsewhere.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from agentjournal.testing import databases
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def _require(name: str, url: str) -> None:
+    reason = databases.unreachable(name, url)
+    if reason is None:
+        return
+    if IN_CI:
+        pytest.fail(f"CI=true and {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'journal.db'}"
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    _require("PostgreSQL", databases.POSTGRES_URL)
+    with databases.postgres_schema() as url:
+        yield url
+
+
+@pytest.fixture
+def mysql_url() -> Iterator[str]:
+    _require("MariaDB", databases.MYSQL_URL)
+    with databases.mysql_database() as url:
+        yield url
+
+
+def _backend_url(request: pytest.FixtureRequest, backend: str) -> str:
+    if backend == "memory":
+        return "memory://"
+    return str(request.getfixturevalue(f"{backend}_url"))
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgres", "mysql"])
+def journal_url(request: pytest.FixtureRequest) -> str:
+    """Every backend, the in-memory one included."""
+    return _backend_url(request, request.param)
+
+
+@pytest.fixture(params=["sqlite", "postgres", "mysql"])
+def sql_journal_url(request: pytest.FixtureRequest) -> str:
+    """The three real database backends."""
+    return _backend_url(request, request.param)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def sqlite_or_postgres_url(request: pytest.FixtureRequest) -> str:
+    """For higher layers, tested at least on SQLite and PostgreSQL."""
+    return _backend_url(request, request.param)
