@@ -471,12 +471,12 @@ class Journal(ABC):
         """The highest committed position (0 for an empty journal)."""
         return self._head_position()
 
-    def pending_migrations(self) -> list[str]:
-        """Migrations not yet applied to this database (empty when up to date)."""
+    def pending_migrations(self, component: str = "journal", package: str = "agentjournal.journal.backends") -> list[str]:
+        """Migrations of a component not yet applied to this database (empty when up to date)."""
         return []
 
-    def migrate(self) -> list[str]:
-        """Apply pending migrations; returns their names."""
+    def migrate(self, component: str = "journal", package: str = "agentjournal.journal.backends") -> list[str]:
+        """Apply a component's pending migrations; returns their names."""
         return []
 
     def close(self) -> None:

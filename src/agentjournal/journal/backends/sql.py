@@ -159,20 +159,34 @@ class SQLJournal(Journal):
     def _time_value(self, value: Any) -> datetime:
         """A stored time as an aware UTC datetime."""
 
+    # ----- for higher layers: their tables live in the journal's database ---------------
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        """Rows of one read statement (placeholders in this dialect's `param` style)."""
+        return self._rows(sql, params)
+
+    @abstractmethod
+    def transaction(self) -> AbstractContextManager[Any]:
+        """A DB-API cursor inside one transaction: committed on exit, rolled back on error."""
+
     # ----- migrations -------------------------------------------------------------------
+    # Each component (the journal itself, snapshots, projections, ...) ships versioned SQL
+    # files per dialect in `<package>/migrations/<dialect>/NNNN_name.sql`; they are recorded
+    # in aj_schema_migrations as "<component>/NNNN_name".
 
-    def _migration_files(self) -> list[tuple[str, str]]:
-        folder = resources.files("agentjournal.journal.backends") / "migrations" / self.dialect
+    def _migration_files(self, component: str, package: str) -> list[tuple[str, str]]:
+        folder = resources.files(package) / "migrations" / self.dialect
         files = sorted(entry.name for entry in folder.iterdir() if entry.name.endswith(".sql"))
-        return [(name.removesuffix(".sql"), (folder / name).read_text()) for name in files]
+        return [(f"{component}/{name.removesuffix('.sql')}", (folder / name).read_text()) for name in files]
 
-    def pending_migrations(self) -> list[str]:
+    def pending_migrations(self, component: str = "journal", package: str = "agentjournal.journal.backends") -> list[str]:
         applied = self._applied_migrations()
-        return [name for name, _ in self._migration_files() if name not in applied]
+        return [name for name, _ in self._migration_files(component, package) if name not in applied]
 
-    def migrate(self) -> list[str]:
+    def migrate(self, component: str = "journal", package: str = "agentjournal.journal.backends") -> list[str]:
+        """Apply the component's pending migrations, each in its own transaction; idempotent."""
         applied_now = []
-        for name, script in self._migration_files():
+        for name, script in self._migration_files(component, package):
             if name in self._applied_migrations():
                 continue
             try:

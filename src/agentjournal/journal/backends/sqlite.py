@@ -71,6 +71,20 @@ class SQLiteJournal(SQLJournal):
             conn = self._local.conn = self._new_connection()
         yield conn
 
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Cursor]:
+        with self._connection() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            cursor = conn.cursor()
+            try:
+                yield cursor
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            finally:
+                cursor.close()
+
     def _write(self, stream_id: str, expected: ExpectedVersion, build: Build) -> list[RecordedEvent]:
         with self._connection() as conn:
             conn.execute("BEGIN IMMEDIATE")

@@ -1,0 +1,1 @@
+"""The `agentjournal` command: a thin skin over the library (Typer + Rich)."""

@@ -1,0 +1,72 @@
+"""The Typer application, its shared options and the error handling every command gets.
+
+Commands live in one module per layer (`journal_commands`, `forensics_commands`, ...);
+each registers itself on `app` with `@app.command()` and calls one library function.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import click
+import typer
+from rich.console import Console
+from typer.core import TyperGroup
+
+from agentjournal.journal import DEFAULT_URL, Journal, JournalError
+
+console = Console()
+errors = Console(stderr=True)
+
+
+class _JournalErrorsAsMessages(TyperGroup):
+    """A JournalError (bad input, unreachable database, conflict) ends the command with its
+    message and exit code 1, never with a stack trace."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except JournalError as exc:
+            errors.print(f"[bold red]error:[/bold red] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
+
+
+app = typer.Typer(
+    cls=_JournalErrorsAsMessages,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+    help="agentjournal: the event-sourced system of record for AI agents.",
+)
+
+
+class _Settings:
+    db_url: str = DEFAULT_URL
+    journal: Journal | None = None
+
+
+settings = _Settings()
+
+
+@app.callback()
+def _global_options(
+    db: Annotated[
+        str,
+        typer.Option("--db", envvar="AGENTJOURNAL_DB", help="Journal URL: sqlite:///file.db, postgresql://…, mysql://…"),
+    ] = DEFAULT_URL,
+) -> None:
+    settings.db_url = db
+    settings.journal = None
+
+
+def open_journal(*, migrate: bool = True) -> Journal:
+    """The journal named by --db / AGENTJOURNAL_DB, opened once per command."""
+    if settings.journal is None:
+        settings.journal = Journal.open(settings.db_url, migrate=migrate)
+    return settings.journal
+
+
+def close_journal() -> None:
+    if settings.journal is not None:
+        settings.journal.close()
+        settings.journal = None

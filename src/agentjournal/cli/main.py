@@ -1,0 +1,13 @@
+"""Entry point: import every command module so it registers on the app, then run it."""
+
+from __future__ import annotations
+
+from agentjournal.cli import journal_commands  # noqa: F401  (registers commands)
+from agentjournal.cli.app import app, close_journal
+
+
+def main() -> None:
+    try:
+        app()
+    finally:
+        close_journal()
