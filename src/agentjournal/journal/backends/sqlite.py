@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -117,31 +117,11 @@ class SQLiteJournal(SQLJournal):
                 raise
         return batch
 
-    def _decode(self, row: Sequence[Any]) -> RecordedEvent:
-        return RecordedEvent(
-            position=row[0],
-            event_id=row[1],
-            stream_id=row[2],
-            version=row[3],
-            type=row[4],
-            schema_version=row[5],
-            recorded_at=datetime.fromisoformat(row[6]),
-            actor=row[7],
-            tenant_id=row[8],
-            correlation_id=row[9],
-            causation_id=row[10],
-            traceparent=row[11],
-            data_json=row[12],
-            metadata_json=row[13],
-            prev_hash=row[14],
-            hash=row[15],
-        )
-
     def _time_param(self, moment: datetime) -> str:
         return format_time(moment)
 
     def _time_value(self, value: Any) -> datetime:
-        return datetime.fromisoformat(value).astimezone(UTC)
+        return datetime.fromisoformat(value)  # stored with a Z, so already aware and UTC
 
     def _applied_migrations(self) -> set[str]:
         with self._connection() as conn:

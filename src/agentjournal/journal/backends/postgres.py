@@ -1,0 +1,212 @@
+"""PostgreSQL: the production store (psycopg 3, pooled connections).
+
+Global positions, and why not a sequence: a sequence hands out numbers at insert time, so
+a transaction that took 7 can commit after one that took 8; a reader polling "after 6"
+would see 8, move its checkpoint past 7, and skip 7 forever. Instead every append updates
+the single row of `aj_head` (position = position + n) inside its own transaction. The row
+lock is held until COMMIT, so the next writer gets its numbers only after the previous one
+is visible: positions are handed out in commit order, and a failed append rolls its
+numbers back, leaving no gap. The cost is that appends serialize on that row; each holds it
+for one statement and its commit.
+
+An append is one statement (a data-modifying CTE: head, events, stream head, NOTIFY) in
+autocommit mode, plus a read of the stream head unless the stream must be new. Hashes
+need the previous hash, read without a lock: if another writer appended meanwhile, the
+unique (stream_id, version) refuses ours and we report (or, for ANY, retry) the conflict.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+
+try:
+    import psycopg
+    from psycopg import errors as pg_errors
+    from psycopg.types.string import TextLoader
+    from psycopg_pool import ConnectionPool
+except ImportError as exc:  # pragma: no cover - depends on the installed extras
+    raise ImportError("PostgreSQL support needs the postgres extra: pip install 'agentjournal[postgres]'") from exc
+
+from agentjournal.journal.base import Build, EventIdTaken
+from agentjournal.journal.backends.sql import SQLJournal
+from agentjournal.journal.envelope import ANY, GENESIS_HASH, ExpectedVersion, RecordedEvent
+from agentjournal.journal.errors import ConcurrencyError, InvalidEventError, JournalConnectionError
+
+_SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
+_APPEND = """
+WITH head AS (
+    UPDATE aj_head SET position = position + %(count)s RETURNING position - %(count)s AS base
+), inserted AS (
+    INSERT INTO aj_events (position, event_id, stream_id, version, type, schema_version, recorded_at, actor,
+                           tenant_id, correlation_id, causation_id, traceparent, data, metadata, prev_hash, hash)
+    SELECT head.base + e.ord, e.event_id, %(stream_id)s, e.version, e.type, e.schema_version, e.recorded_at,
+           e.actor, e.tenant_id, e.correlation_id, e.causation_id, e.traceparent, e.data, e.metadata,
+           e.prev_hash, e.hash
+    FROM head, unnest(%(event_ids)s::uuid[], %(versions)s::int[], %(types)s::text[], %(schema_versions)s::int[],
+                      %(recorded_ats)s::timestamptz[], %(actors)s::text[], %(tenant_ids)s::text[],
+                      %(correlation_ids)s::text[], %(causation_ids)s::text[], %(traceparents)s::text[],
+                      %(datas)s::json[], %(metadatas)s::json[], %(prev_hashes)s::text[], %(hashes)s::text[])
+         WITH ORDINALITY AS e(event_id, version, type, schema_version, recorded_at, actor, tenant_id, correlation_id,
+                              causation_id, traceparent, data, metadata, prev_hash, hash, ord)
+    RETURNING 1
+), stream AS (
+    INSERT INTO aj_streams (stream_id, version, last_hash, created_at, updated_at)
+    VALUES (%(stream_id)s, %(last_version)s, %(last_hash)s, %(updated_at)s, %(updated_at)s)
+    ON CONFLICT (stream_id) DO UPDATE
+        SET version = excluded.version, last_hash = excluded.last_hash, updated_at = excluded.updated_at
+)
+SELECT base, pg_notify(%(channel)s, (base + %(count)s)::text) FROM head
+"""
+
+
+class PostgresJournal(SQLJournal):
+    backend_name = "postgres"
+    dialect = "postgres"
+    param = "%s"
+
+    def __init__(self, url: str, *, pool_size: int = 8, **options: Any) -> None:
+        super().__init__(**options)
+        parts = urlsplit(url)
+        query = dict(parse_qsl(parts.query))
+        self.schema = query.pop("schema", None)
+        if self.schema is not None and not _SCHEMA_NAME.match(self.schema):
+            raise InvalidEventError(f"PostgreSQL schema name {self.schema!r} must match {_SCHEMA_NAME.pattern}")
+        settings = "-c timezone=UTC" + (f" -c search_path={self.schema}" if self.schema else "")
+        query["options"] = f"{query['options']} {settings}" if "options" in query else settings
+        query.setdefault("connect_timeout", "5")
+        self.url = url
+        self.notify_channel = f"aj_events_{self.schema}" if self.schema else "aj_events"
+        """LISTEN on this channel to be woken with the last position of every append."""
+        self.conninfo = urlunsplit(("postgresql", parts.netloc, parts.path, urlencode(query, quote_via=quote), ""))
+        self._where = f"{parts.hostname or 'localhost'}:{parts.port or 5432}"
+        self._create_schema()
+        self._pool = ConnectionPool(
+            self.conninfo,
+            min_size=1,
+            max_size=pool_size,
+            kwargs={"autocommit": True},
+            configure=_configure,
+            open=True,
+            name=f"agentjournal-{self.schema or 'public'}",
+        )
+
+    def connect(self) -> psycopg.Connection[Any]:
+        """A new, unpooled connection with this journal's settings (for LISTEN, for instance)."""
+        try:
+            conn = psycopg.connect(self.conninfo, autocommit=True)
+        except psycopg.OperationalError as exc:
+            raise JournalConnectionError(f"cannot reach PostgreSQL at {self._where}: {_first_line(exc)}") from None
+        _configure(conn)
+        return conn
+
+    def _create_schema(self) -> None:
+        with self.connect() as conn:
+            if self.schema:
+                conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
+
+    @contextmanager
+    def _connection(self) -> Iterator[psycopg.Connection[Any]]:
+        try:
+            with self._pool.connection() as conn:
+                yield conn
+        except psycopg.OperationalError as exc:
+            raise JournalConnectionError(f"lost PostgreSQL at {self._where}: {_first_line(exc)}") from exc
+
+    @contextmanager
+    def transaction(self) -> Iterator[psycopg.Cursor[Any]]:
+        with self._connection() as conn, conn.transaction(), conn.cursor() as cursor:
+            yield cursor
+
+    def _write(self, stream_id: str, expected: ExpectedVersion, build: Build) -> list[RecordedEvent]:
+        while True:
+            current, last_hash = (0, GENESIS_HASH) if expected == 0 else self._stream_head(stream_id)
+            self._check_expected(stream_id, expected, current)
+            batch = build(current, last_hash)
+            try:
+                self._insert(stream_id, batch)
+            except pg_errors.UniqueViolation as exc:
+                if exc.diag.constraint_name == "aj_events_event_id_key":
+                    raise EventIdTaken from None
+                if expected == ANY:
+                    continue  # another writer took this version first; build on top of it
+                raise ConcurrencyError(stream_id, expected, self._stream_head(stream_id)[0]) from None
+            return batch
+
+    def _insert(self, stream_id: str, batch: list[RecordedEvent]) -> None:
+        last = batch[-1]
+        params = {
+            "count": len(batch),
+            "stream_id": stream_id,
+            "event_ids": [event.event_id for event in batch],
+            "versions": [event.version for event in batch],
+            "types": [event.type for event in batch],
+            "schema_versions": [event.schema_version for event in batch],
+            "recorded_ats": [event.recorded_at for event in batch],
+            "actors": [event.actor for event in batch],
+            "tenant_ids": [event.tenant_id for event in batch],
+            "correlation_ids": [event.correlation_id for event in batch],
+            "causation_ids": [event.causation_id for event in batch],
+            "traceparents": [event.traceparent for event in batch],
+            "datas": [_text(event.data_json) for event in batch],
+            "metadatas": [_text(event.metadata_json) for event in batch],
+            "prev_hashes": [event.prev_hash for event in batch],
+            "hashes": [event.hash for event in batch],
+            "last_version": last.version,
+            "last_hash": last.hash,
+            "updated_at": last.recorded_at,
+            "channel": self.notify_channel,
+        }
+        with self._connection() as conn:
+            if self._before_commit is None:
+                (base, _) = conn.execute(_APPEND, params).fetchone()  # type: ignore[misc]
+            else:
+                with conn.transaction():
+                    (base, _) = conn.execute(_APPEND, params).fetchone()  # type: ignore[misc]
+                    self._before_commit()
+        for offset, event in enumerate(batch, start=1):
+            event.position = base + offset
+
+    def _time_value(self, value: Any) -> datetime:
+        return value.astimezone(UTC)  # type: ignore[no-any-return]
+
+    def _applied_migrations(self) -> set[str]:
+        with self._connection() as conn:
+            exists = conn.execute("SELECT to_regclass('aj_schema_migrations') IS NOT NULL").fetchone()
+            if not exists or not exists[0]:
+                return set()
+            return {name for (name,) in conn.execute("SELECT name FROM aj_schema_migrations")}
+
+    def _apply_migration(self, name: str, script: str) -> None:
+        with self._connection() as conn, conn.transaction():
+            # Transaction-scoped lock (safe behind connection poolers): one migrator at a time.
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext(current_schema() || '/agentjournal-migrations'))")
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS aj_schema_migrations (name TEXT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL)"
+            )
+            if conn.execute("SELECT 1 FROM aj_schema_migrations WHERE name = %s", [name]).fetchone():
+                return
+            conn.execute(script.encode())  # no parameters: the simple protocol runs every statement
+            conn.execute("INSERT INTO aj_schema_migrations (name, applied_at) VALUES (%s, now())", [name])
+
+    def close(self) -> None:
+        self._pool.close()
+
+
+def _configure(conn: psycopg.Connection[Any]) -> None:
+    """Ids and JSON come back as text: JSON is decoded lazily, and hashed as stored."""
+    conn.adapters.register_loader("uuid", TextLoader)
+    conn.adapters.register_loader("json", TextLoader)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
