@@ -23,6 +23,7 @@ from agentjournal.journal.envelope import (
     ANY,
     DEFAULT_MAX_PAYLOAD_BYTES,
     GENESIS_HASH,
+    MAX_ENVELOPE_FIELD_LENGTH,
     MAX_STREAM_ID_LENGTH,
     MAX_TYPE_LENGTH,
     AppendResult,
@@ -152,6 +153,9 @@ class Journal(ABC):
                 raise InvalidEventError(
                     f"{where}: the payload is {size:,} bytes; the limit is {self.max_payload_bytes:,} bytes"
                 )
+            for name in ("actor", "tenant_id", "correlation_id", "causation_id", "traceparent"):
+                if getattr(event, name) is not None:
+                    check_identifier(getattr(event, name), f"{where}: {name}", MAX_ENVELOPE_FIELD_LENGTH)
             event_id = self._event_id(event.event_id, where)
             if event_id in seen_ids:
                 raise InvalidEventError(f"{where}: event id {event_id} appears twice in the batch")
@@ -185,7 +189,9 @@ class Journal(ABC):
         else:
             raise InvalidEventError(f"{where}: data must be a JSON object (a dict), got {type(event.data).__name__}")
         if not isinstance(event.metadata, dict):
-            raise InvalidEventError(f"{where}: metadata must be a JSON object (a dict), got {type(event.metadata).__name__}")
+            raise InvalidEventError(
+                f"{where}: metadata must be a JSON object (a dict), got {type(event.metadata).__name__}"
+            )
         return data, event.schema_version or self.registry.schema_version(event.type)
 
     @staticmethod
@@ -268,12 +274,10 @@ class Journal(ABC):
 
     @staticmethod
     def _check_expected(stream_id: str, expected: ExpectedVersion, current: int) -> None:
-        if expected != ANY and expected != current:
+        if expected not in (ANY, current):
             raise ConcurrencyError(stream_id, expected, current)
 
-    def import_events(
-        self, records: Iterable[dict[str, Any]], *, progress: Callable[[int], None] | None = None
-    ) -> int:
+    def import_events(self, records: Iterable[dict[str, Any]], *, progress: Callable[[int], None] | None = None) -> int:
         """Store exported envelopes as they are (ids, times, hashes); refuses any that fail their hash.
 
         Positions are assigned anew by this journal; versions and hash chains are kept.
@@ -386,9 +390,7 @@ class Journal(ABC):
 
     # ----- verification ----------------------------------------------------------------
 
-    def verify(
-        self, stream_id: str | None = None, *, progress: Callable[[int], None] | None = None
-    ) -> VerifyReport:
+    def verify(self, stream_id: str | None = None, *, progress: Callable[[int], None] | None = None) -> VerifyReport:
         """Recompute every hash chain; report the first broken link in position order.
 
         Also checks that each stream's recorded head (version and last hash) matches its last
@@ -397,9 +399,7 @@ class Journal(ABC):
         heads: dict[str, tuple[int, str]] = {}
         checked = 0
         events = (
-            iter(self._fetch_stream(stream_id, 1, None, False, None))
-            if stream_id is not None
-            else self._scan_raw()
+            iter(self._fetch_stream(stream_id, 1, None, False, None)) if stream_id is not None else self._scan_raw()
         )
         for event in events:
             checked += 1
@@ -412,7 +412,9 @@ class Journal(ABC):
             elif event.compute_hash() != event.hash:
                 reason = "the stored hash does not match the event's content (the row was changed)"
             if reason:
-                return VerifyReport(len(heads), checked, BrokenLink(event.stream_id, event.version, event.position, reason))
+                return VerifyReport(
+                    len(heads), checked, BrokenLink(event.stream_id, event.version, event.position, reason)
+                )
             heads[event.stream_id] = (event.version, event.hash)
             if progress and checked % 10_000 == 0:
                 progress(checked)
@@ -471,7 +473,9 @@ class Journal(ABC):
         """The highest committed position (0 for an empty journal)."""
         return self._head_position()
 
-    def pending_migrations(self, component: str = "journal", package: str = "agentjournal.journal.backends") -> list[str]:
+    def pending_migrations(
+        self, component: str = "journal", package: str = "agentjournal.journal.backends"
+    ) -> list[str]:
         """Migrations of a component not yet applied to this database (empty when up to date)."""
         return []
 
@@ -479,7 +483,7 @@ class Journal(ABC):
         """Apply a component's pending migrations; returns their names."""
         return []
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (a backend without connections has nothing to release)
         """Release connections."""
 
     def __enter__(self) -> Journal:
@@ -555,7 +559,9 @@ def _event_from_export(record: dict[str, Any], number: int) -> RecordedEvent:
             hash=record["hash"],
         )
     except (KeyError, TypeError, ValueError) as exc:
-        raise InvalidEventError(f"import record {number}: not an exported envelope ({type(exc).__name__}: {exc})") from None
+        raise InvalidEventError(
+            f"import record {number}: not an exported envelope ({type(exc).__name__}: {exc})"
+        ) from None
     if event.compute_hash() != event.hash:
         raise InvalidEventError(
             f"import record {number} (stream {event.stream_id!r} version {event.version}): "

@@ -27,7 +27,7 @@ class EventContext:
     traceparent: str | None = None
 
 
-_current: ContextVar[EventContext] = ContextVar("agentjournal_event_context", default=EventContext())
+_current: ContextVar[EventContext] = ContextVar("agentjournal_event_context", default=EventContext())  # noqa: B039 (frozen)
 
 
 def current_context() -> EventContext:

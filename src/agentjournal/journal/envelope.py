@@ -24,6 +24,8 @@ ExpectedVersion = int | Literal["any"]
 
 MAX_STREAM_ID_LENGTH: Final = 200
 MAX_TYPE_LENGTH: Final = 200
+MAX_ENVELOPE_FIELD_LENGTH: Final = 255
+"""actor, tenant_id, correlation_id, causation_id and traceparent."""
 DEFAULT_MAX_PAYLOAD_BYTES: Final = 1024 * 1024
 GENESIS_HASH: Final = "0" * 64
 """The `prev_hash` of a stream's first event."""
@@ -69,24 +71,24 @@ class RecordedEvent:
     """A stored event. `data` is decoded from its canonical JSON on first access."""
 
     __slots__ = (
-        "event_id",
-        "stream_id",
-        "version",
-        "position",
-        "type",
-        "schema_version",
-        "recorded_at",
-        "actor",
-        "tenant_id",
-        "correlation_id",
-        "causation_id",
-        "traceparent",
-        "data_json",
-        "metadata_json",
-        "prev_hash",
-        "hash",
         "_data",
         "_metadata",
+        "actor",
+        "causation_id",
+        "correlation_id",
+        "data_json",
+        "event_id",
+        "hash",
+        "metadata_json",
+        "position",
+        "prev_hash",
+        "recorded_at",
+        "schema_version",
+        "stream_id",
+        "tenant_id",
+        "traceparent",
+        "type",
+        "version",
     )
 
     def __init__(
@@ -169,7 +171,13 @@ class RecordedEvent:
 
     def to_dict(self) -> dict[str, Any]:
         """The whole envelope as plain JSON types (the export format)."""
-        return {**self.header(), "position": self.position, "data": self.data, "metadata": self.metadata, "hash": self.hash}
+        return {
+            **self.header(),
+            "position": self.position,
+            "data": self.data,
+            "metadata": self.metadata,
+            "hash": self.hash,
+        }
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, RecordedEvent) and self.to_dict() == other.to_dict()

@@ -14,9 +14,7 @@ class ConcurrencyError(JournalError):
         self.stream_id = stream_id
         self.expected = expected
         self.actual = actual
-        super().__init__(
-            f"stream {stream_id!r}: expected version {expected}, but the stream is at version {actual}"
-        )
+        super().__init__(f"stream {stream_id!r}: expected version {expected}, but the stream is at version {actual}")
 
 
 class DuplicateEventError(JournalError):

@@ -7,26 +7,33 @@ import threading
 import time
 import uuid
 
-_lock = threading.Lock()
-_last_ms = 0
-_counter = 0
+
+class _MonotonicMillis:
+    """Milliseconds plus a 12-bit counter that keeps the ids of one process strictly ordered."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last_ms = 0
+        self._counter = 0
+
+    def next(self) -> tuple[int, int]:
+        with self._lock:
+            ms = time.time_ns() // 1_000_000
+            if ms <= self._last_ms:
+                self._counter += 1
+                if self._counter > 0xFFF:  # counter exhausted: borrow the next millisecond
+                    self._last_ms += 1
+                    self._counter = 0
+            else:
+                self._last_ms, self._counter = ms, 0
+            return self._last_ms, self._counter
+
+
+_clock = _MonotonicMillis()
 
 
 def uuid7() -> str:
-    """A UUIDv7 string; within one millisecond a 12-bit counter keeps ids of one process ordered."""
-    global _last_ms, _counter
-    with _lock:
-        ms = time.time_ns() // 1_000_000
-        if ms <= _last_ms:
-            _counter += 1
-            if _counter > 0xFFF:  # counter exhausted: borrow the next millisecond
-                _last_ms += 1
-                _counter = 0
-            ms = _last_ms
-        else:
-            _last_ms = ms
-            _counter = 0
-        counter = _counter
+    ms, counter = _clock.next()
     rand = int.from_bytes(os.urandom(8), "big") & 0x3FFF_FFFF_FFFF_FFFF
     value = (ms & 0xFFFF_FFFF_FFFF) << 80 | 0x7 << 76 | counter << 64 | 0b10 << 62 | rand
     return str(uuid.UUID(int=value))

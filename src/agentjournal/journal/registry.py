@@ -60,7 +60,9 @@ class EventRegistry:
         self._check_chain(type, steps, current)
         self._steps[type] = steps
 
-    def upcaster(self, type: str, from_version: int, *, to_version: int | None = None) -> Callable[[Upcaster], Upcaster]:
+    def upcaster(
+        self, type: str, from_version: int, *, to_version: int | None = None
+    ) -> Callable[[Upcaster], Upcaster]:
         """Decorator form of `add_upcaster`."""
 
         def decorate(upcast: Upcaster) -> Upcaster:

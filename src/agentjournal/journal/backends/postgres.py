@@ -32,8 +32,8 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
     raise ImportError("PostgreSQL support needs the postgres extra: pip install 'agentjournal[postgres]'") from exc
 
+from agentjournal.journal.backends.sql import SQLJournal, text
 from agentjournal.journal.base import Build, EventIdTaken
-from agentjournal.journal.backends.sql import SQLJournal
 from agentjournal.journal.envelope import ANY, GENESIS_HASH, ExpectedVersion, RecordedEvent
 from agentjournal.journal.errors import ConcurrencyError, InvalidEventError, JournalConnectionError
 
@@ -153,8 +153,8 @@ class PostgresJournal(SQLJournal):
             "correlation_ids": [event.correlation_id for event in batch],
             "causation_ids": [event.causation_id for event in batch],
             "traceparents": [event.traceparent for event in batch],
-            "datas": [_text(event.data_json) for event in batch],
-            "metadatas": [_text(event.metadata_json) for event in batch],
+            "datas": [text(event.data_json) for event in batch],
+            "metadatas": [text(event.metadata_json) for event in batch],
             "prev_hashes": [event.prev_hash for event in batch],
             "hashes": [event.hash for event in batch],
             "last_version": last.version,
@@ -187,7 +187,8 @@ class PostgresJournal(SQLJournal):
             # Transaction-scoped lock (safe behind connection poolers): one migrator at a time.
             conn.execute("SELECT pg_advisory_xact_lock(hashtext(current_schema() || '/agentjournal-migrations'))")
             conn.execute(
-                "CREATE TABLE IF NOT EXISTS aj_schema_migrations (name TEXT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL)"
+                "CREATE TABLE IF NOT EXISTS aj_schema_migrations "
+                "(name TEXT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL)"
             )
             if conn.execute("SELECT 1 FROM aj_schema_migrations WHERE name = %s", [name]).fetchone():
                 return
@@ -202,10 +203,6 @@ def _configure(conn: psycopg.Connection[Any]) -> None:
     """Ids and JSON come back as text: JSON is decoded lazily, and hashed as stored."""
     conn.adapters.register_loader("uuid", TextLoader)
     conn.adapters.register_loader("json", TextLoader)
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 def _first_line(exc: BaseException) -> str:

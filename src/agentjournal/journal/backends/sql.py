@@ -23,8 +23,8 @@ COLUMNS = (
 )
 
 
-def event_row(event: RecordedEvent, recorded_at: Any, data: Any, metadata: Any) -> tuple[Any, ...]:
-    """An event as the insert parameters, in COLUMNS order."""
+def event_row(event: RecordedEvent, recorded_at: Any) -> tuple[Any, ...]:
+    """An event as the insert parameters, in COLUMNS order (JSON as text)."""
     return (
         event.position,
         event.event_id,
@@ -38,11 +38,15 @@ def event_row(event: RecordedEvent, recorded_at: Any, data: Any, metadata: Any) 
         event.correlation_id,
         event.causation_id,
         event.traceparent,
-        data,
-        metadata,
+        text(event.data_json),
+        text(event.metadata_json),
         event.prev_hash,
         event.hash,
     )
+
+
+def text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 class SQLJournal(Journal):
@@ -196,7 +200,9 @@ class SQLJournal(Journal):
         files = sorted(entry.name for entry in folder.iterdir() if entry.name.endswith(".sql"))
         return [(f"{component}/{name.removesuffix('.sql')}", (folder / name).read_text()) for name in files]
 
-    def pending_migrations(self, component: str = "journal", package: str = "agentjournal.journal.backends") -> list[str]:
+    def pending_migrations(
+        self, component: str = "journal", package: str = "agentjournal.journal.backends"
+    ) -> list[str]:
         applied = self._applied_migrations()
         return [name for name, _ in self._migration_files(component, package) if name not in applied]
 

@@ -15,8 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from agentjournal.journal.base import Build, EventIdTaken
 from agentjournal.journal.backends.sql import COLUMNS, SQLJournal, event_row
+from agentjournal.journal.base import Build, EventIdTaken
 from agentjournal.journal.envelope import GENESIS_HASH, ExpectedVersion, RecordedEvent, format_time
 from agentjournal.journal.errors import JournalConnectionError, MigrationError
 
@@ -89,7 +89,9 @@ class SQLiteJournal(SQLJournal):
         with self._connection() as conn:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                row = conn.execute("SELECT version, last_hash FROM aj_streams WHERE stream_id = ?", (stream_id,)).fetchone()
+                row = conn.execute(
+                    "SELECT version, last_hash FROM aj_streams WHERE stream_id = ?", (stream_id,)
+                ).fetchone()
                 current, last_hash = row or (0, GENESIS_HASH)
                 self._check_expected(stream_id, expected, current)
                 batch = build(current, last_hash)
@@ -98,9 +100,7 @@ class SQLiteJournal(SQLJournal):
                 for event in batch:
                     position += 1
                     event.position = position
-                    rows.append(
-                        event_row(event, format_time(event.recorded_at), _text(event.data_json), _text(event.metadata_json))
-                    )
+                    rows.append(event_row(event, format_time(event.recorded_at)))
                 conn.executemany(_INSERT, rows)
                 now = format_time(batch[-1].recorded_at)
                 conn.execute(_SAVE_HEAD, (stream_id, batch[-1].version, batch[-1].hash, now, now))
@@ -157,10 +157,6 @@ class SQLiteJournal(SQLJournal):
                 conn.close()
             self._all.clear()
         self._local = threading.local()
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 def _sqlite_statements(script: str) -> Iterator[str]:

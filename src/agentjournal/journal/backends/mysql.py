@@ -1,0 +1,225 @@
+"""MySQL / MariaDB (PyMySQL). The same design as PostgreSQL, in InnoDB.
+
+Global positions: not AUTO_INCREMENT, which (like a sequence) hands out numbers at insert
+time, so a later number can commit first and a polling reader would skip the earlier one.
+Every append updates the single row of `aj_head` inside its transaction; InnoDB holds that
+row lock until COMMIT, so positions are handed out in commit order and a rolled-back
+append leaves no gap. Appends serialize on that row for one round trip and a commit.
+
+An append is one round trip: BEGIN, the head update (remembering the base position in a
+session variable), the multi-row insert, the stream-head upsert and COMMIT, sent as one
+multi-statement query; plus a read of the stream head unless the stream must be new.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+try:
+    import pymysql
+    from pymysql.constants import CLIENT
+except ImportError as exc:  # pragma: no cover - depends on the installed extras
+    raise ImportError("MySQL/MariaDB support needs the mysql extra: pip install 'agentjournal[mysql]'") from exc
+
+from agentjournal.journal.backends.sql import COLUMNS, SQLJournal, event_row, split_statements
+from agentjournal.journal.base import Build, EventIdTaken
+from agentjournal.journal.envelope import ANY, GENESIS_HASH, ExpectedVersion, RecordedEvent
+from agentjournal.journal.errors import ConcurrencyError, JournalConnectionError
+
+_DUPLICATE_KEY = 1062
+_CONNECTION_ERRORS = (2002, 2003, 2006, 2013)
+_SAVE_HEAD = (
+    "INSERT INTO aj_streams (stream_id, version, last_hash, created_at, updated_at) VALUES ({}) "
+    "ON DUPLICATE KEY UPDATE version = VALUES(version), last_hash = VALUES(last_hash), updated_at = VALUES(updated_at)"
+)
+
+
+class MySQLJournal(SQLJournal):
+    backend_name = "mysql"
+    dialect = "mysql"
+    param = "%s"
+
+    def __init__(self, url: str, *, pool_size: int = 8, **options: Any) -> None:
+        super().__init__(**options)
+        parts = urlsplit(url)
+        self.url = url
+        self.database = unquote(parts.path.lstrip("/")) or "agentjournal"
+        self._where = f"{parts.hostname or 'localhost'}:{parts.port or 3306}"
+        self._connect_args: dict[str, Any] = {
+            "host": parts.hostname or "localhost",
+            "port": parts.port or 3306,
+            "user": unquote(parts.username or "root"),
+            "password": unquote(parts.password or ""),
+            "database": self.database,
+            "charset": "utf8mb4",
+            "autocommit": True,
+            "connect_timeout": 5,
+            "client_flag": CLIENT.MULTI_STATEMENTS,
+            "init_command": "SET time_zone = '+00:00'",
+            **dict(parse_qsl(parts.query)),
+        }
+        self._idle: queue.LifoQueue[pymysql.connections.Connection] = queue.LifoQueue(maxsize=pool_size)
+        self._closing = threading.Event()
+        self._release(self.connect())  # fail now, with a clear message, if the server is unreachable
+
+    def connect(self) -> pymysql.connections.Connection:
+        """A new, unpooled connection with this journal's settings."""
+        try:
+            return pymysql.connect(**self._connect_args)
+        except pymysql.err.OperationalError as exc:
+            code, message = exc.args[0], exc.args[1] if len(exc.args) > 1 else ""
+            raise JournalConnectionError(f"cannot reach MySQL/MariaDB at {self._where}: ({code}) {message}") from None
+
+    def _release(self, conn: pymysql.connections.Connection) -> None:
+        try:
+            self._idle.put_nowait(conn)
+        except queue.Full:
+            conn.close()
+
+    @contextmanager
+    def _connection(self) -> Iterator[pymysql.connections.Connection]:
+        try:
+            conn = self._idle.get_nowait()
+        except queue.Empty:
+            conn = self.connect()
+        try:
+            yield conn
+        except pymysql.err.OperationalError as exc:
+            conn.close()
+            if exc.args and exc.args[0] in _CONNECTION_ERRORS:
+                raise JournalConnectionError(f"lost MySQL/MariaDB at {self._where}: {exc.args[-1]}") from exc
+            raise
+        except BaseException:
+            conn.close()  # its state is unknown (a transaction may be open): never reuse it
+            raise
+        else:
+            self._release(conn)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Any]:
+        with self._connection() as conn:
+            conn.begin()
+            cursor = conn.cursor()
+            try:
+                yield cursor
+                conn.commit()
+            except BaseException:
+                conn.rollback()
+                raise
+            finally:
+                cursor.close()
+
+    def _write(self, stream_id: str, expected: ExpectedVersion, build: Build) -> list[RecordedEvent]:
+        while True:
+            current, last_hash = (0, GENESIS_HASH) if expected == 0 else self._stream_head(stream_id)
+            self._check_expected(stream_id, expected, current)
+            batch = build(current, last_hash)
+            try:
+                self._insert(stream_id, batch)
+            except pymysql.err.IntegrityError as exc:
+                if exc.args[0] != _DUPLICATE_KEY:
+                    raise
+                if "aj_events_event_id" in str(exc.args[1]):
+                    raise EventIdTaken from None
+                if expected == ANY:
+                    continue  # another writer took this version first; build on top of it
+                raise ConcurrencyError(stream_id, expected, self._stream_head(stream_id)[0]) from None
+            return batch
+
+    def _insert(self, stream_id: str, batch: list[RecordedEvent]) -> None:
+        with self._connection() as conn:
+            escape = conn.escape
+            values = ",".join(
+                "(@aj_base + {}, {})".format(
+                    offset,
+                    ",".join(escape(value) for value in event_row(event, _naive(event.recorded_at))[1:]),
+                )
+                for offset, event in enumerate(batch, start=1)
+            )
+            last = batch[-1]
+            head = ",".join(
+                escape(value)
+                for value in (stream_id, last.version, last.hash, _naive(last.recorded_at), _naive(last.recorded_at))
+            )
+            statements = [
+                "BEGIN",
+                f"UPDATE aj_head SET position = (@aj_base := position) + {len(batch)} WHERE id = 1",
+                f"INSERT INTO aj_events ({COLUMNS}) VALUES {values}",
+                _SAVE_HEAD.format(head),
+                "SELECT @aj_base",
+            ]
+            cursor = conn.cursor()
+            try:
+                cursor.execute(";".join(statements))
+                while cursor.nextset():  # each statement's result; an error surfaces here
+                    if cursor.description:
+                        base = cursor.fetchone()[0]
+                if self._before_commit:
+                    self._before_commit()
+                cursor.execute("COMMIT")
+            except BaseException:
+                _rollback(conn)
+                raise
+            finally:
+                cursor.close()
+        for offset, event in enumerate(batch, start=1):
+            event.position = base + offset
+
+    def _time_param(self, moment: datetime) -> datetime:
+        return _naive(moment)
+
+    def _time_value(self, value: Any) -> datetime:
+        return value.replace(tzinfo=UTC)  # type: ignore[no-any-return]
+
+    def _applied_migrations(self) -> set[str]:
+        rows = self._rows(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = DATABASE() "
+            "AND table_name = 'aj_schema_migrations'"
+        )
+        if not rows[0][0]:
+            return set()
+        return {name for (name,) in self._rows("SELECT name FROM aj_schema_migrations")}
+
+    def _apply_migration(self, name: str, script: str) -> None:
+        # MySQL commits DDL implicitly, so a named lock (not a transaction) keeps migrators apart.
+        with self._connection() as conn, conn.cursor() as cursor:
+            cursor.execute("SELECT GET_LOCK(CONCAT(DATABASE(), '/agentjournal-migrations'), 60)")
+            try:
+                cursor.execute(
+                    "CREATE TABLE IF NOT EXISTS aj_schema_migrations "
+                    "(name VARCHAR(255) PRIMARY KEY, applied_at DATETIME(6) NOT NULL)"
+                )
+                cursor.execute("SELECT 1 FROM aj_schema_migrations WHERE name = %s", [name])
+                if cursor.fetchone():
+                    return
+                for statement in split_statements(script):
+                    cursor.execute(statement)
+                cursor.execute(
+                    "INSERT INTO aj_schema_migrations (name, applied_at) VALUES (%s, UTC_TIMESTAMP(6))", [name]
+                )
+            finally:
+                cursor.execute("SELECT RELEASE_LOCK(CONCAT(DATABASE(), '/agentjournal-migrations'))")
+
+    def close(self) -> None:
+        while True:
+            try:
+                self._idle.get_nowait().close()
+            except queue.Empty:
+                return
+
+
+def _naive(moment: datetime) -> datetime:
+    """DATETIME has no zone: the journal stores UTC."""
+    return moment.astimezone(UTC).replace(tzinfo=None)
+
+
+def _rollback(conn: pymysql.connections.Connection) -> None:
+    with contextlib.suppress(pymysql.err.Error):  # the connection is discarded by _connection anyway
+        conn.rollback()
