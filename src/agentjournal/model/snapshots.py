@@ -1,0 +1,144 @@
+"""Snapshot stores: in the journal's own database (table aj_snapshots), or in memory for memory://.
+
+A snapshot is only a cache: it is tagged with the aggregate's state version and the hash of
+the event it was taken at, and the repository ignores any snapshot that does not match both.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from agentjournal.journal import Journal
+from agentjournal.journal.backends.sql import SQLJournal
+from agentjournal.journal.envelope import format_time
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    stream_id: str
+    aggregate_type: str
+    version: int
+    state_version: int
+    event_hash: str
+    state_json: bytes
+
+    @property
+    def state(self) -> dict[str, Any]:
+        value: dict[str, Any] = orjson.loads(self.state_json)
+        return value
+
+
+class SnapshotStore(ABC):
+    """Where snapshots of one journal live."""
+
+    @abstractmethod
+    def latest(self, stream_id: str, aggregate_type: str, state_version: int, at_most: int) -> Snapshot | None:
+        """The newest snapshot at a version <= `at_most` taken at `state_version`."""
+
+    @abstractmethod
+    def save(self, snapshots: Sequence[Snapshot]) -> None:
+        """Store snapshots, replacing any at the same (stream, aggregate type, version)."""
+
+    @abstractmethod
+    def count(self, stream_id: str, aggregate_type: str) -> int: ...
+
+
+class MemorySnapshotStore(SnapshotStore):
+    """Snapshots in a dict, for the memory backend."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._snapshots: dict[tuple[str, str], dict[int, Snapshot]] = {}
+
+    def latest(self, stream_id: str, aggregate_type: str, state_version: int, at_most: int) -> Snapshot | None:
+        with self._lock:
+            taken = self._snapshots.get((stream_id, aggregate_type), {})
+            candidates = [v for v, s in taken.items() if v <= at_most and s.state_version == state_version]
+            return taken[max(candidates)] if candidates else None
+
+    def save(self, snapshots: Sequence[Snapshot]) -> None:
+        with self._lock:
+            for snapshot in snapshots:
+                taken = self._snapshots.setdefault((snapshot.stream_id, snapshot.aggregate_type), {})
+                taken[snapshot.version] = snapshot
+
+    def count(self, stream_id: str, aggregate_type: str) -> int:
+        with self._lock:
+            return len(self._snapshots.get((stream_id, aggregate_type), {}))
+
+
+_COLUMNS = "stream_id, aggregate_type, version, state_version, event_hash, state, taken_at"
+_UPSERT = {
+    "sqlite": " ON CONFLICT (stream_id, aggregate_type, version) DO UPDATE SET state_version = excluded.state_version, "
+    "event_hash = excluded.event_hash, state = excluded.state, taken_at = excluded.taken_at",
+    "postgres": " ON CONFLICT (stream_id, aggregate_type, version) DO UPDATE SET "
+    "state_version = excluded.state_version, event_hash = excluded.event_hash, state = excluded.state, "
+    "taken_at = excluded.taken_at",
+    "mysql": " ON DUPLICATE KEY UPDATE state_version = VALUES(state_version), event_hash = VALUES(event_hash), "
+    "state = VALUES(state), taken_at = VALUES(taken_at)",
+}
+
+
+class SQLSnapshotStore(SnapshotStore):
+    """Snapshots in the aj_snapshots table of a SQL journal (migrated on first use)."""
+
+    def __init__(self, journal: SQLJournal) -> None:
+        self.journal = journal
+        journal.migrate(component="snapshots", package="agentjournal.model")
+
+    def latest(self, stream_id: str, aggregate_type: str, state_version: int, at_most: int) -> Snapshot | None:
+        p = self.journal.param
+        rows = self.journal.query(
+            f"SELECT version, event_hash, state FROM aj_snapshots WHERE stream_id = {p} AND aggregate_type = {p} "
+            f"AND version <= {p} AND state_version = {p} ORDER BY version DESC LIMIT 1",
+            (stream_id, aggregate_type, at_most, state_version),
+        )
+        if not rows:
+            return None
+        version, event_hash, state = rows[0]
+        state_json = state.encode() if isinstance(state, str) else bytes(state)
+        return Snapshot(stream_id, aggregate_type, int(version), state_version, event_hash, state_json)
+
+    def save(self, snapshots: Sequence[Snapshot]) -> None:
+        if not snapshots:
+            return
+        p = self.journal.param
+        now = datetime.now(UTC)
+        taken_at: Any = format_time(now) if self.journal.dialect == "sqlite" else now
+        sql = f"INSERT INTO aj_snapshots ({_COLUMNS}) VALUES ({', '.join([p] * 7)})" + _UPSERT[self.journal.dialect]
+        rows = [
+            (s.stream_id, s.aggregate_type, s.version, s.state_version, s.event_hash, s.state_json.decode(), taken_at)
+            for s in snapshots
+        ]
+        with self.journal.transaction() as cursor:
+            cursor.executemany(sql, rows)
+
+    def count(self, stream_id: str, aggregate_type: str) -> int:
+        p = self.journal.param
+        rows = self.journal.query(
+            f"SELECT count(*) FROM aj_snapshots WHERE stream_id = {p} AND aggregate_type = {p}",
+            (stream_id, aggregate_type),
+        )
+        return int(rows[0][0])
+
+
+_stores: weakref.WeakKeyDictionary[Journal, SnapshotStore] = weakref.WeakKeyDictionary()
+_stores_lock = threading.Lock()
+
+
+def snapshot_store(journal: Journal) -> SnapshotStore:
+    """The snapshot store of `journal`, one per journal object, shared by its repositories."""
+    with _stores_lock:
+        store = _stores.get(journal)
+        if store is None:
+            store = SQLSnapshotStore(journal) if isinstance(journal, SQLJournal) else MemorySnapshotStore()
+            _stores[journal] = store
+        return store
