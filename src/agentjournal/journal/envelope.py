@@ -7,7 +7,6 @@ PostgreSQL and MariaDB, so a journal moved between backends still verifies.
 from __future__ import annotations
 
 import hashlib
-import unicodedata
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
@@ -37,7 +36,9 @@ def canonical_json(value: Any) -> bytes:
 
 def format_time(moment: datetime) -> str:
     """UTC with microseconds and a Z, the form that is hashed and sorts as text."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if moment.tzinfo is not UTC:
+        moment = moment.astimezone(UTC)
+    return moment.isoformat(timespec="microseconds").removesuffix("+00:00") + "Z"
 
 
 def check_identifier(value: object, what: str, max_length: int) -> str:
@@ -45,9 +46,9 @@ def check_identifier(value: object, what: str, max_length: int) -> str:
         raise InvalidEventError(f"{what} must be a non-empty string, got {value!r}")
     if len(value) > max_length:
         raise InvalidEventError(f"{what} is {len(value)} characters long; the limit is {max_length}: {value[:40]!r}…")
-    for index, char in enumerate(value):
-        if unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp"):
-            raise InvalidEventError(f"{what} {value!r} has a control character {char!r} at index {index}")
+    if not value.isprintable():  # control, format, separator or unassigned characters
+        index, char = next((i, c) for i, c in enumerate(value) if not c.isprintable())
+        raise InvalidEventError(f"{what} {value!r} has a non-printable character {char!r} at index {index}")
     return value
 
 
