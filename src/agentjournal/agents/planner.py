@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-__all__ = ["AgentPlan", "PlanStep", "PlanValidationError", "validate_plan"]
+__all__ = ["AgentPlan", "PlanStep", "PlanValidationError", "validate_plan", "validation_errors"]
 
 
 class PlanStep(BaseModel):
@@ -75,7 +75,7 @@ def validate_plan(raw: str | bytes | dict[str, Any], tools: Collection[str]) -> 
     try:
         plan = AgentPlan.model_validate(data)
     except ValidationError as exc:
-        errors.extend(_jsonable(error) for error in exc.errors(include_url=False))
+        errors.extend(validation_errors(exc))
     allowed = sorted(tools)
     steps = data.get("steps") if isinstance(data, dict) else None
     for index, step in enumerate(steps if isinstance(steps, list) else []):
@@ -94,8 +94,12 @@ def validate_plan(raw: str | bytes | dict[str, Any], tools: Collection[str]) -> 
     return plan
 
 
+def validation_errors(exc: ValidationError) -> list[dict[str, Any]]:
+    """Pydantic's errors as JSON-able dicts (type, loc, msg, input, ctx), for events and messages."""
+    return [_jsonable(error) for error in exc.errors(include_url=False)]
+
+
 def _jsonable(error: Any) -> dict[str, Any]:
-    """Pydantic's error dict without its non-JSON parts (the exception object in `ctx`)."""
     entry: dict[str, Any] = {"type": error["type"], "loc": list(error["loc"]), "msg": error["msg"]}
     if "input" in error:
         entry["input"] = _plain(error["input"])
