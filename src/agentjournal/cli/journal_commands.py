@@ -1,5 +1,291 @@
-"""Journal commands: migrate, streams, events, tail, verify, export, import."""
+"""Journal commands: migrate, streams, events, tail, verify, export, import, quickstart.
+
+Each command opens the journal named by --db and calls one public function of the library;
+this module only parses options and renders results (Rich tables, progress bars).
+"""
 
 from __future__ import annotations
 
-from agentjournal.cli.app import app  # noqa: F401
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Annotated, BinaryIO, NoReturn
+
+import orjson
+import typer
+from rich import box
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.text import Text
+
+from agentjournal.cli.app import app, console, errors, open_journal, settings
+from agentjournal.journal import InvalidEventError, Journal, RecordedEvent, StreamNotFoundError
+from agentjournal.journal.urls import _connect
+from agentjournal.quickstart import write_refund_conversation
+
+PREVIEW_CHARS = 60
+
+
+def _fail(message: str) -> NoReturn:
+    """One clear line on stderr and exit code 1, for errors that are not JournalErrors."""
+    errors.print(f"[bold red]error:[/bold red] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(1)
+
+
+def _progress() -> Progress:
+    """A progress bar on stderr, so it never mixes with data written to stdout."""
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=errors,
+        transient=True,
+    )
+
+
+def _preview(event: RecordedEvent, width: int = PREVIEW_CHARS) -> str:
+    text = event.data_json.decode() if isinstance(event.data_json, bytes) else str(event.data_json)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def events_table(events: Sequence[RecordedEvent], title: str | None = None) -> Table:
+    """Events as a Rich table: version, position, time, type, actor, cause and a short data preview.
+
+    One line per event: the data preview gets whatever width the other columns leave on the
+    terminal. The cause is shown as `v<N>` when it is an event of the same table, else as a short id.
+    """
+    version_of = {event.event_id: event.version for event in events}
+    headers = ("ver", "pos", "time", "type", "actor", "cause")
+    rows = []
+    for event in events:
+        cause = event.causation_id or ""
+        rows.append(
+            (
+                str(event.version),
+                str(event.position),
+                event.recorded_at.strftime("%Y-%m-%d %H:%M:%S"),
+                event.type,
+                event.actor or "",
+                f"v{version_of[cause]}" if cause in version_of else cause[:8],
+            )
+        )
+    # Each column takes its widest cell plus 3 (padding and separator); the table edges take 3.
+    used = sum(max(len(cells[column]) for cells in [headers, *rows]) + 3 for column in range(len(headers)))
+    preview_width = min(PREVIEW_CHARS, max(16, console.width - used - 3))
+    table = Table(*headers, "data", title=title, box=box.SIMPLE_HEAD, caption="times in UTC")
+    table.columns[0].justify = table.columns[1].justify = "right"
+    table.columns[3].style = "bold"
+    for column in table.columns:
+        column.no_wrap = True
+    for event, cells in zip(events, rows, strict=True):
+        table.add_row(*cells, _preview(event, preview_width))
+    return table
+
+
+@app.command()
+def migrate(
+    check: Annotated[
+        bool, typer.Option("--check", help="Change nothing; list pending migrations and exit 1 if there are any.")
+    ] = False,
+) -> None:
+    """Apply the journal's pending schema migrations (Journal.open does this too).
+
+    Example: agentjournal --db postgresql://app@db:5432/app migrate --check
+    """
+    # Connect without migrating (Journal.open would migrate, or refuse a behind schema), so the
+    # pending migrations can be listed before, or instead of, applying them.
+    with _connect(settings.db_url) as journal:
+        pending = journal.pending_migrations()
+        if not pending:
+            console.print(f"{journal.url}: the schema is up to date")
+            return
+        if check:
+            console.print(f"{journal.url}: {len(pending)} migration(s) pending:")
+            for name in pending:
+                console.print(f"  {name}")
+            raise typer.Exit(1)
+        for name in journal.migrate():
+            console.print(f"applied {name}")
+
+
+@app.command()
+def streams(
+    prefix: Annotated[str, typer.Option(help="Only streams whose id starts with this.")] = "",
+    limit: Annotated[int, typer.Option(min=1, help="At most this many streams.")] = 1000,
+) -> None:
+    """List streams in id order with their current version.
+
+    Example: agentjournal streams --prefix run-
+    """
+    found = open_journal().streams(prefix, limit=limit)
+    table = Table("stream", "version", "created (UTC)", "updated (UTC)")
+    for info in found:
+        table.add_row(
+            info.stream_id,
+            str(info.version),
+            info.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+            info.updated_at.strftime("%Y-%m-%d %H:%M:%S"),
+        )
+    console.print(table)
+    console.print(f"{len(found)} stream(s)" + (f" starting with {prefix!r}" if prefix else ""))
+
+
+@app.command()
+def events(
+    stream: Annotated[str, typer.Argument(help="The stream id, e.g. run-42.")],
+    from_version: Annotated[int, typer.Option("--from", min=1, help="First version to show.")] = 1,
+    to_version: Annotated[int | None, typer.Option("--to", min=1, help="Last version to show.")] = None,
+) -> None:
+    """Show the events of one stream as a table.
+
+    Example: agentjournal events conv-8842 --from 2 --to 4
+    """
+    found = open_journal().read_stream(stream, from_version, to_version)
+    if not found:
+        raise StreamNotFoundError(f"stream {stream!r} has no events in versions {from_version}..{to_version or 'end'}")
+    console.print(events_table(found, title=stream))
+
+
+@app.command()
+def tail(
+    after: Annotated[int, typer.Option(min=0, help="Start after this global position.")] = 0,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep polling for new events until Ctrl-C.")] = False,
+    limit: Annotated[int | None, typer.Option(min=1, help="Stop after this many events.")] = None,
+    interval: Annotated[float, typer.Option(min=0.01, help="Seconds between polls with --follow.")] = 0.5,
+) -> None:
+    """Print every event after a position in global order, one line each; --follow waits for new ones.
+
+    Example: agentjournal tail --after 100 --follow
+    """
+    journal = open_journal()
+    shown = 0
+    try:
+        while True:
+            page = journal.read_all(after, 1000 if limit is None else min(1000, limit - shown))
+            for event in page:
+                console.print(
+                    Text.assemble(
+                        f"{event.position:>8}  {event.recorded_at:%H:%M:%S.%f}  {event.stream_id}@{event.version}  ",
+                        (event.type, "bold"),
+                        f"  {event.actor or '-'}  {_preview(event)}",
+                    ),
+                    highlight=False,
+                    soft_wrap=True,
+                )
+                after = event.position
+                shown += 1
+            if limit is not None and shown >= limit:
+                return
+            if not page:
+                if not follow:
+                    return
+                time.sleep(interval)
+    except KeyboardInterrupt:
+        errors.print(f"stopped after position {after}")
+
+
+@app.command()
+def verify(
+    stream: Annotated[str | None, typer.Option(help="Check only this stream.")] = None,
+) -> None:
+    """Recompute every hash chain; print ok, or the first broken link and exit 1.
+
+    Example: agentjournal --db sqlite:///runs.db verify
+    """
+    journal = open_journal()
+    with _progress() as progress:
+        task = progress.add_task("verifying", total=journal.head_position() if stream is None else None)
+        report = journal.verify(stream, progress=lambda checked: progress.update(task, completed=checked))
+        progress.update(task, completed=report.events_checked, total=report.events_checked)
+    if report.first_broken is not None:
+        _fail(f"broken hash chain at {report.first_broken}")
+    console.print(
+        f"ok: {report.events_checked} event(s) in {report.streams_checked} stream(s), every hash chain intact"
+    )
+
+
+@app.command()
+def export(
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", dir_okay=False, help="Write here instead of stdout.")
+    ] = None,
+) -> None:
+    """Write every event as JSON Lines (one exported envelope per line) in global position order.
+
+    Example: agentjournal --db sqlite:///runs.db export -o runs.jsonl
+    """
+    journal = open_journal()
+    total = journal.head_position()
+    try:
+        sink: BinaryIO = output.open("wb") if output else typer.get_binary_stream("stdout")
+    except OSError as exc:
+        _fail(f"cannot write {output}: {exc.strerror}")
+    count = 0
+    try:
+        with _progress() as progress:
+            task = progress.add_task("exporting", total=total)
+            for event in journal.iter_all(0, batch_size=5000):
+                sink.write(orjson.dumps(event.to_dict()) + b"\n")
+                count += 1
+                if count % 1000 == 0:
+                    progress.update(task, completed=count)
+            progress.update(task, completed=count, total=count)
+    finally:
+        if output:
+            sink.close()
+        else:
+            sink.flush()
+    errors.print(f"exported {count} event(s)" + (f" to {output}" if output else ""))
+
+
+def _read_export(path: Path) -> Iterator[dict[str, object]]:
+    with path.open("rb") as lines:
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = orjson.loads(line)
+            except orjson.JSONDecodeError as exc:
+                raise InvalidEventError(f"{path}:{number}: not a JSON line ({exc})") from None
+            if not isinstance(record, dict):
+                raise InvalidEventError(f"{path}:{number}: expected a JSON object, got {type(record).__name__}")
+            yield record
+
+
+@app.command(name="import")
+def import_(
+    file: Annotated[
+        Path,
+        typer.Argument(exists=True, dir_okay=False, readable=True, help="A JSON Lines file written by export."),
+    ],
+) -> None:
+    """Store the events of an export file in this journal, keeping ids, times and hashes.
+
+    Example: agentjournal --db postgresql://app@db:5432/app import runs.jsonl
+    """
+    journal = open_journal()
+    with file.open("rb") as lines:
+        total = sum(1 for line in lines if line.strip())
+    with _progress() as progress:
+        task = progress.add_task("importing", total=total)
+        count = journal.import_events(_read_export(file), progress=lambda done: progress.update(task, completed=done))
+    console.print(f"imported {count} event(s) into {journal.url}")
+
+
+@app.command()
+def quickstart() -> None:
+    """Write the refund conversation of seed 002 (stream conv-8842) as events, show it, verify it.
+
+    Example: agentjournal --db sqlite:///quickstart.db quickstart
+    """
+    journal: Journal = open_journal()
+    stored = write_refund_conversation(journal)
+    console.print(events_table(stored, title=f"{stored[0].stream_id}: a refund handled by two agents"))
+    report = journal.verify(stored[0].stream_id)
+    if report.first_broken is not None:
+        _fail(f"broken hash chain at {report.first_broken}")
+    console.print(
+        f"verified: {report.events_checked} events, hash chain intact, in {journal.url}\n"
+        f"next: agentjournal events {stored[0].stream_id} · agentjournal tail · agentjournal verify"
+    )

@@ -1,0 +1,319 @@
+"""The journal commands, run in process on real databases."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import typer
+from typer.testing import Result
+
+from agentjournal import Journal, NewEvent
+from agentjournal.cli.app import app
+from agentjournal.quickstart import REFUND_CONVERSATION, STREAM_ID
+
+Invoke = Callable[..., Result]
+
+
+def _fill(url: str, streams: int = 3, events: int = 4) -> list[dict[str, object]]:
+    """A few streams of a few events each; returns every event as exported."""
+    with Journal.open(url) as journal:
+        for number in range(1, streams + 1):
+            journal.append(
+                f"run-{number}",
+                [NewEvent("Step", {"run": number, "step": step}, actor="agent") for step in range(events)],
+                expected_version=0,
+            )
+        journal.append("other-1", [NewEvent("Noise", {"text": "ü → [bold]ok[/bold]"})])
+        return [event.to_dict() for event in journal.iter_all()]
+
+
+def _walk(command: Any, path: str = "agentjournal") -> list[tuple[str, Any]]:
+    """Every command under the app, as (path, command); groups hold theirs in `commands`."""
+    found = [(path, command)]
+    for name, sub in getattr(command, "commands", {}).items():
+        found += _walk(sub, f"{path} {name}")
+    return found
+
+
+def test_every_command_has_help_that_ends_with_an_example() -> None:
+    commands = _walk(typer.main.get_command(app))
+    assert len(commands) > 8  # the app and at least the journal commands
+    missing = []
+    for path, command in commands[1:]:
+        if hasattr(command, "commands"):
+            continue
+        lines = [line.strip() for line in (command.help or "").strip().splitlines() if line.strip()]
+        if len(lines) < 2 or not lines[-1].startswith("Example: agentjournal "):
+            missing.append(path)
+    assert not missing, f"commands without help text ending in 'Example: agentjournal …': {missing}"
+
+
+def test_migrate_check_lists_pending_then_migrate_applies_them(invoke: Invoke, sqlite_url: str) -> None:
+    checked = invoke(sqlite_url, "migrate", "--check")
+    assert checked.exit_code == 1
+    assert "1 migration(s) pending" in checked.stdout
+    assert "journal/0001_journal" in checked.stdout
+    with sqlite3.connect(sqlite_url.removeprefix("sqlite:///")) as conn:  # --check changed nothing
+        assert conn.execute("SELECT count(*) FROM sqlite_master WHERE name = 'aj_events'").fetchone() == (0,)
+
+    applied = invoke(sqlite_url, "migrate")
+    assert applied.exit_code == 0, applied.output
+    assert "applied journal/0001_journal" in applied.stdout
+
+    again = invoke(sqlite_url, "migrate", "--check")
+    assert again.exit_code == 0
+    assert "up to date" in again.stdout
+
+
+def test_streams_lists_streams_with_a_prefix(invoke: Invoke, sqlite_url: str) -> None:
+    _fill(sqlite_url)
+    result = invoke(sqlite_url, "streams", "--prefix", "run-")
+    assert result.exit_code == 0, result.output
+    assert all(f"run-{number}" in result.stdout for number in (1, 2, 3))
+    assert "other-1" not in result.stdout
+    assert "3 stream(s) starting with 'run-'" in result.stdout
+
+
+def test_events_shows_a_stream_as_a_table(invoke: Invoke, sqlite_url: str) -> None:
+    _fill(sqlite_url)
+    result = invoke(sqlite_url, "events", "run-2", "--from", "2", "--to", "3")
+    assert result.exit_code == 0, result.output
+    rows = [line.split() for line in result.stdout.splitlines() if "Step" in line]
+    assert [row[:2] for row in rows] == [["2", "6"], ["3", "7"]]  # version, position
+    assert all("agent" in row and '{"run":2,"step":' in " ".join(row) for row in rows)
+
+
+def test_events_of_an_unknown_stream_is_one_clear_error(invoke: Invoke, sqlite_url: str) -> None:
+    result = invoke(sqlite_url, "events", "run-404")
+    assert result.exit_code == 1
+    assert result.stderr.strip() == "error: stream 'run-404' has no events in versions 1..end"
+
+
+def test_tail_prints_events_after_a_position(invoke: Invoke, sqlite_url: str) -> None:
+    _fill(sqlite_url)
+    result = invoke(sqlite_url, "tail", "--after", "10")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert [line.split()[0] for line in lines] == ["11", "12", "13"]
+    assert "run-3@4" in lines[1]
+    assert "other-1@1" in lines[2]
+    assert '{"text":"ü → [bold]ok[/bold]"}' in lines[2]  # data is shown as it is, never as markup
+
+
+def test_tail_follow_sees_events_appended_later(invoke: Invoke, sqlite_url: str) -> None:
+    _fill(sqlite_url, streams=1, events=2)
+
+    def append_later() -> None:
+        time.sleep(0.5)
+        with Journal.open(sqlite_url) as journal:
+            journal.append("late-1", [NewEvent("Late", {"n": n}) for n in range(3)])
+
+    writer = threading.Thread(target=append_later)
+    writer.start()
+    result = invoke(sqlite_url, "tail", "--follow", "--interval", "0.05", "--limit", "6")
+    writer.join()
+    assert result.exit_code == 0, result.output
+    assert [line.split()[0] for line in result.stdout.splitlines()] == ["1", "2", "3", "4", "5", "6"]
+    assert result.stdout.count("Late") == 3
+
+
+def test_tail_follow_ends_cleanly_on_ctrl_c(sqlite_url: str) -> None:
+    _fill(sqlite_url, streams=1, events=1)
+    command = Path(sys.executable).parent / "agentjournal"
+    process = subprocess.Popen(
+        [str(command), "--db", sqlite_url, "tail", "--follow", "--interval", "0.05"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    # Both stored events are printed before it starts polling.
+    assert "run-1@1" in process.stdout.readline()
+    assert "other-1@1" in process.stdout.readline()
+    time.sleep(0.3)  # now it is polling
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=20)
+    assert process.returncode == 0
+    assert "Traceback" not in stderr
+    assert "stopped after position 2" in stderr
+
+
+def test_verify_ok_and_tampered(invoke: Invoke, sqlite_url: str) -> None:
+    _fill(sqlite_url)
+    ok = invoke(sqlite_url, "verify")
+    assert ok.exit_code == 0, ok.output
+    assert "ok: 13 event(s) in 4 stream(s)" in ok.stdout
+
+    with sqlite3.connect(sqlite_url.removeprefix("sqlite:///")) as conn:
+        conn.execute("DROP TRIGGER aj_events_no_update")
+        conn.execute("""UPDATE aj_events SET data = '{"run":2,"step":9}' WHERE stream_id = 'run-2' AND version = 3""")
+    broken = invoke(sqlite_url, "verify")
+    assert broken.exit_code == 1
+    assert "stream 'run-2' version 3 (position 7)" in broken.stderr
+    assert "Traceback" not in broken.output
+
+
+def test_export_writes_json_lines_in_position_order(invoke: Invoke, sqlite_url: str, tmp_path: Path) -> None:
+    expected = _fill(sqlite_url)
+    target = tmp_path / "out.jsonl"
+    to_file = invoke(sqlite_url, "export", "-o", str(target))
+    assert to_file.exit_code == 0, to_file.output
+    assert "exported 13 event(s)" in to_file.stderr
+    assert [orjson.loads(line) for line in target.read_bytes().splitlines()] == expected
+
+    to_stdout = invoke(sqlite_url, "export")
+    assert to_stdout.exit_code == 0
+    assert [orjson.loads(line) for line in to_stdout.stdout.splitlines()] == expected
+
+
+def test_export_to_an_unwritable_place_is_one_clear_error(invoke: Invoke, sqlite_url: str, tmp_path: Path) -> None:
+    _fill(sqlite_url)
+    result = invoke(sqlite_url, "export", "-o", str(tmp_path / "missing" / "out.jsonl"))
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: cannot write")
+    assert "No such file or directory" in result.stderr
+
+
+def test_import_moves_a_journal_and_its_hashes_still_verify(invoke: Invoke, sqlite_url: str, tmp_path: Path) -> None:
+    expected = _fill(sqlite_url)
+    dump = tmp_path / "dump.jsonl"
+    assert invoke(sqlite_url, "export", "-o", str(dump)).exit_code == 0
+
+    target = f"sqlite:///{tmp_path / 'copy.db'}"
+    imported = invoke(target, "import", str(dump))
+    assert imported.exit_code == 0, imported.output
+    assert "imported 13 event(s)" in imported.stdout
+    assert invoke(target, "verify").exit_code == 0
+    with Journal.open(target) as copy:
+        assert [event.to_dict() for event in copy.iter_all()] == expected
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"{not json\n", "dump.jsonl:1: not a JSON line"),
+        (b"[1, 2]\n", "dump.jsonl:1: expected a JSON object, got list"),
+        (b'{"event_id": "x"}\n', "import record 1: not an exported envelope"),
+    ],
+)
+def test_import_of_bad_input_is_one_clear_error(
+    invoke: Invoke, sqlite_url: str, tmp_path: Path, content: bytes, message: str
+) -> None:
+    dump = tmp_path / "dump.jsonl"
+    dump.write_bytes(content)
+    result = invoke(sqlite_url, "import", str(dump))
+    assert result.exit_code == 1
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.output
+
+
+def test_import_refuses_a_changed_event_and_keeps_what_is_stored(
+    invoke: Invoke, sqlite_url: str, tmp_path: Path
+) -> None:
+    records = _fill(sqlite_url, streams=2, events=2)
+    records[2]["data"] = {"run": 2, "step": 99}  # the first event of run-2, changed after export
+    dump = tmp_path / "dump.jsonl"
+    dump.write_bytes(b"".join(orjson.dumps(record) + b"\n" for record in records))
+    target = f"sqlite:///{tmp_path / 'copy.db'}"
+    result = invoke(target, "import", str(dump))
+    assert result.exit_code == 1
+    assert "import record 3 (stream 'run-2' version 1): its hash does not match its content" in result.stderr
+    with Journal.open(target) as copy:
+        assert copy.stream_version("run-2") == 0
+        assert copy.verify().ok
+
+
+def test_import_of_a_missing_file_is_a_usage_error(invoke: Invoke, sqlite_url: str, tmp_path: Path) -> None:
+    result = invoke(sqlite_url, "import", str(tmp_path / "nope.jsonl"))
+    assert result.exit_code == 2
+    assert "does not exist" in result.stderr
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("sqlite:////nonexistent-folder/x.db", "folder /nonexistent-folder does not exist"),
+        ("oracle://db/x", "unknown journal URL scheme 'oracle'"),
+        ("postgresql://nobody@127.0.0.1:1/x", "127.0.0.1"),
+        ("mysql://root@127.0.0.1:1/x", "127.0.0.1"),
+    ],
+)
+def test_a_database_that_cannot_be_opened_is_one_clear_line(invoke: Invoke, url: str, message: str) -> None:
+    result = invoke(url, "streams")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: ")
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_quickstart_writes_the_refund_conversation_and_is_idempotent(invoke: Invoke, sqlite_url: str) -> None:
+    first = invoke(sqlite_url, "quickstart")
+    assert first.exit_code == 0, first.output
+    assert "verified: 6 events, hash chain intact" in first.stdout
+    for event_type, actor, _ in REFUND_CONVERSATION:
+        assert event_type in first.stdout
+        assert actor in first.stdout
+
+    again = invoke(sqlite_url, "quickstart")
+    assert again.exit_code == 0, again.output
+    with Journal.open(sqlite_url) as journal:
+        stored = journal.read_stream(STREAM_ID)
+        assert journal.head_position() == 6  # the second run stored nothing
+        assert [(event.type, event.actor, event.data) for event in stored] == REFUND_CONVERSATION
+        assert stored[0].causation_id is None
+        assert all(event.causation_id == cause.event_id for cause, event in itertools.pairwise(stored))
+        assert {event.correlation_id for event in stored} == {stored[0].event_id}
+        assert journal.verify().ok
+
+
+def test_the_default_journal_is_a_sqlite_file_in_the_working_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    env = {key: value for key, value in os.environ.items() if key != "AGENTJOURNAL_DB"}
+    command = Path(sys.executable).parent / "agentjournal"
+    result = subprocess.run(
+        [str(command), "quickstart"], capture_output=True, text=True, env=env, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "agentjournal.db").exists()
+    env["AGENTJOURNAL_DB"] = f"sqlite:///{tmp_path / 'other.db'}"
+    result = subprocess.run([str(command), "verify"], capture_output=True, text=True, env=env, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    assert "ok: 0 event(s)" in result.stdout
+
+
+@pytest.mark.postgres
+def test_export_from_sqlite_import_into_postgres_verifies(
+    invoke: Invoke, sqlite_url: str, postgres_url: str, tmp_path: Path
+) -> None:
+    expected = _fill(sqlite_url)
+    assert invoke(sqlite_url, "quickstart").exit_code == 0
+    dump = tmp_path / "dump.jsonl"
+    assert invoke(sqlite_url, "export", "-o", str(dump)).exit_code == 0
+
+    imported = invoke(postgres_url, "import", str(dump))
+    assert imported.exit_code == 0, imported.output
+    verified = invoke(postgres_url, "verify")
+    assert verified.exit_code == 0, verified.output
+    assert "ok: 19 event(s) in 5 stream(s)" in verified.stdout
+    with Journal.open(postgres_url) as moved:
+        assert [event.to_dict() for event in moved.iter_all()][:13] == expected
+        assert [event.hash for event in moved.read_stream(STREAM_ID)] == [
+            orjson.loads(line)["hash"] for line in dump.read_bytes().splitlines()[13:]
+        ]
