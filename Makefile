@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/agentjournal demo
+	$(BIN)/agentjournal quickstart
 
 test: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
