@@ -88,9 +88,17 @@ class Journal(ABC):
 
     backend_name: ClassVar[str]
 
-    def __init__(self, *, registry: EventRegistry | None = None, max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES):
+    def __init__(
+        self,
+        *,
+        registry: EventRegistry | None = None,
+        max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+        redact: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    ):
         self.registry = registry or EventRegistry()
         self.max_payload_bytes = max_payload_bytes
+        self.redact = redact
+        """Maps each event's data before it is encoded and hashed (e.g. agents.redaction.Redactor())."""
         self.url = ""
         self._before_commit: Callable[[], None] | None = None
         """Test hook: called inside the write transaction, after the inserts, before COMMIT."""
@@ -146,6 +154,8 @@ class Journal(ABC):
             check_identifier(event.type, f"{where}: event type", MAX_TYPE_LENGTH)
             where = f"{where} ({event.type})"
             data, schema_version = self._payload(event, where)
+            if self.redact is not None:
+                data = self.redact(data)
             data_json = self._encode(data, f"{where}: data")
             metadata_json = self._encode(event.metadata, f"{where}: metadata")
             size = len(data_json) + len(metadata_json)

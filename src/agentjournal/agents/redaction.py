@@ -1,0 +1,206 @@
+"""PII and secret redaction, for memory items and (optionally) every journal payload.
+
+Each kind is a pattern plus, where the format has one, a checksum: a card number must pass the
+Luhn check, an IBAN the mod-97 check, an IP address must parse, a phone number must have a
+plausible digit count. A near miss (16 digits failing Luhn) is left alone. A redaction leaves
+`[REDACTED:<kind>]` in place and records the kind and a count, never the value.
+
+Kinds: bearer_token, api_key, secret (the value of a key named like password/api_key/token in a
+JSON object), email, iban, card, national_id (US SSN written 123-45-6789, UK National Insurance
+number), ip (v4, v6), phone (international +…, North American with separators, national 0… with
+separators).
+
+    journal = Journal.open(url, redact=Redactor())   # no payload is stored with an e-mail in it
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["KINDS", "Finding", "Redactor", "iban_valid", "luhn_valid"]
+
+
+@dataclass(frozen=True)
+class Finding:
+    """`count` values of one `kind` were removed (the values themselves are not kept)."""
+
+    kind: str
+    count: int
+
+
+def luhn_valid(digits: str) -> bool:
+    """The Luhn checksum that every payment card number satisfies."""
+    if not digits.isdigit():
+        return False
+    total = 0
+    for index, char in enumerate(reversed(digits)):
+        value = int(char)
+        if index % 2 == 1:
+            value = value * 2 - 9 if value > 4 else value * 2
+        total += value
+    return total % 10 == 0
+
+
+def iban_valid(text: str) -> bool:
+    """ISO 13616: move the first four characters to the end, letters to numbers, mod 97 must be 1."""
+    compact = text.replace(" ", "").upper()
+    if not 15 <= len(compact) <= 34 or not compact.isalnum():
+        return False
+    rearranged = compact[4:] + compact[:4]
+    return int("".join(str(int(char, 36)) for char in rearranged)) % 97 == 1
+
+
+def _card(match: re.Match[str]) -> bool:
+    digits = re.sub(r"[ -]", "", match.group(0))
+    return 13 <= len(digits) <= 19 and luhn_valid(digits)
+
+
+def _iban(match: re.Match[str]) -> bool:
+    return iban_valid(match.group(0))
+
+
+def _ip(match: re.Match[str]) -> bool:
+    text = match.group(0)
+    if ":" in text and sum(char in "0123456789abcdefABCDEF" for char in text) < 3:
+        return False
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _phone(match: re.Match[str]) -> bool:
+    digits = re.sub(r"\D", "", match.group(0))
+    if match.group(0).startswith("+"):
+        return 8 <= len(digits) <= 15
+    if match.group(0).startswith(("0", "(0")):
+        return 9 <= len(digits) <= 12
+    return len(digits) == 10
+
+
+Detector = tuple[str, re.Pattern[str], Callable[[re.Match[str]], bool] | None]
+
+# Order matters: tokens and keys first (they contain digit runs), then structured numbers, then phones.
+_DETECTORS: list[Detector] = [
+    ("bearer_token", re.compile(r"(?i)(?<=\bbearer )[A-Za-z0-9._~+/-]{8,}=*"), None),
+    ("bearer_token", re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}"), None),  # a JWT
+    (
+        "api_key",
+        re.compile(
+            r"\b(?:"
+            r"sk-(?:ant-|proj-)?[A-Za-z0-9_-]{20,}"  # OpenAI, Anthropic
+            r"|(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{16,}"  # Stripe
+            r"|(?:AKIA|ASIA)[0-9A-Z]{16}"  # AWS access key id
+            r"|gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{40,}"  # GitHub
+            r"|glpat-[A-Za-z0-9_-]{20,}"  # GitLab
+            r"|xox[abprs]-[A-Za-z0-9-]{10,}"  # Slack
+            r"|AIza[0-9A-Za-z_-]{35}"  # Google
+            r")"
+        ),
+        None,
+    ),
+    ("email", re.compile(r"(?<![\w.+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b"), None),
+    ("iban", re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b"), _iban),
+    ("card", re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])"), _card),
+    (
+        "national_id",
+        re.compile(
+            r"(?<![\d-])(?!000|666|9\d\d)\d{3}[- ](?!00)\d{2}[- ](?!0000)\d{4}(?![\d-])"  # US SSN
+            r"|\b(?!BG|GB|NK|KN|TN|NT|ZZ)[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b"  # UK NINO
+        ),
+        None,
+    ),
+    ("ip", re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w.]|\.\d)"), _ip),
+    ("ip", re.compile(r"(?<![\w:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:])"), _ip),
+    (
+        "phone",
+        re.compile(
+            r"(?<![\w+])\+\d{1,3}(?:[ .-]?\(?\d{1,4}\)?){2,6}(?!\w)"  # +44 20 7946 0958, +1-202-555-0143
+            r"|(?<![\w(])(?:\([2-9]\d{2}\) ?|[2-9]\d{2}[ .-])[2-9]\d{2}[ .-]\d{4}(?!\w)"  # (202) 555-0143, 202.555.0143
+            r"|(?<![\w(])(?:\(0[1-9]\d{0,3}\) ?|0[1-9]\d{0,3}[ .-])\d{2,8}(?:[ .-]\d{2,8}){0,3}(?![\w-])"  # 030 1234567
+        ),
+        _phone,
+    ),
+]
+
+KINDS: tuple[str, ...] = tuple(dict.fromkeys([kind for kind, _, _ in _DETECTORS] + ["secret"]))
+
+SECRET_KEYS = re.compile(
+    r"(?i)^(?:.*[_-])?(?:password|passwd|passphrase|secret|api[_-]?key|access[_-]?token|refresh[_-]?token"
+    r"|auth[_-]?token|client[_-]?secret|private[_-]?key|authorization|cookie)$"
+)
+
+
+def marker(kind: str) -> str:
+    return f"[REDACTED:{kind}]"
+
+
+class Redactor:
+    """Removes PII and secrets from text and JSON values. Callable on a dict, for `Journal.open(redact=...)`."""
+
+    def __init__(self, kinds: Iterable[str] | None = None, *, extra: dict[str, str | re.Pattern[str]] | None = None):
+        chosen = set(KINDS if kinds is None else kinds)
+        unknown = chosen - set(KINDS)
+        if unknown:
+            raise ValueError(f"unknown redaction kind(s) {sorted(unknown)}; known: {', '.join(KINDS)}")
+        self.kinds = frozenset(chosen)
+        self._detectors = [detector for detector in _DETECTORS if detector[0] in chosen]
+        for kind, pattern in (extra or {}).items():
+            self._detectors.append((kind, re.compile(pattern) if isinstance(pattern, str) else pattern, None))
+
+    def redact_text(self, text: str) -> tuple[str, list[Finding]]:
+        counts: Counter[str] = Counter()
+        text = self._scrub(text, counts)
+        return text, _findings(counts)
+
+    def redact(self, value: Any) -> tuple[Any, list[Finding]]:
+        """Walk a JSON value (dicts, lists, strings, numbers); keys are scrubbed too."""
+        counts: Counter[str] = Counter()
+        return self._walk(value, counts, None), _findings(counts)
+
+    def __call__(self, data: dict[str, Any]) -> dict[str, Any]:
+        redacted, _ = self.redact(data)
+        return redacted  # type: ignore[no-any-return]
+
+    def _scrub(self, text: str, counts: Counter[str]) -> str:
+        for kind, pattern, valid in self._detectors:
+
+            def replace(match: re.Match[str], kind: str = kind, valid: Any = valid) -> str:
+                if valid is not None and not valid(match):
+                    return match.group(0)
+                counts[kind] += 1
+                return marker(kind)
+
+            text = pattern.sub(replace, text)
+        return text
+
+    def _walk(self, value: Any, counts: Counter[str], key: str | None) -> Any:
+        if isinstance(value, str):
+            if key is not None and "secret" in self.kinds and value and SECRET_KEYS.match(key):
+                counts["secret"] += 1
+                return marker("secret")
+            return self._scrub(value, counts)
+        if isinstance(value, dict):
+            result: dict[Any, Any] = {}
+            for item_key, item in value.items():
+                new_key = self._scrub(item_key, counts) if isinstance(item_key, str) else item_key
+                while new_key in result:  # two keys redacted to the same marker: keep both values
+                    new_key = f"{new_key}#"
+                result[new_key] = self._walk(item, counts, item_key if isinstance(item_key, str) else None)
+            return result
+        if isinstance(value, list | tuple):
+            return [self._walk(item, counts, None) for item in value]
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**12:
+            text = self._scrub(str(value), counts)  # a card number stored as a JSON number
+            return value if text == str(value) else text
+        return value
+
+
+def _findings(counts: Counter[str]) -> list[Finding]:
+    return [Finding(kind, counts[kind]) for kind in sorted(counts)]
