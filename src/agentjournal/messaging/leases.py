@@ -1,0 +1,185 @@
+"""The lease registry: time-bounded ownership of a background worker by one node, with fencing.
+
+A lease row holds (name, owner, token, expires_at) in the journal's database. Taking over an
+expired lease increments the token, so tokens are monotonic per name. Every write a leased
+worker makes is fenced with `check(cursor, lease)` inside the write's own transaction: it
+succeeds only while the row still names this owner and token and has not expired. A node
+that was paused past its lease therefore cannot write after waking, whatever it believes.
+
+Expiry is judged by the database's clock, never the node's, and no session-scoped advisory
+lock is used (those break behind connection poolers such as PgBouncer).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from agentjournal.journal import Journal, JournalError
+from agentjournal.journal.backends.sql import SQLJournal
+
+DEFAULT_TTL = 15.0
+"""Seconds a lease lasts unless renewed; a crashed node's work moves within this time."""
+
+_NOW = {
+    "sqlite": "((julianday('now') - 2440587.5) * 86400.0)",
+    "postgres": "extract(epoch from clock_timestamp())::double precision",
+    "mysql": "UNIX_TIMESTAMP(NOW(6))",
+}
+_INSERT_IF_ABSENT = {
+    "sqlite": "INSERT INTO aj_leases (name, owner, token, expires_at, acquired_at, renewed_at) "
+    "VALUES (?, '', 0, 0, 0, 0) ON CONFLICT (name) DO NOTHING",
+    "postgres": "INSERT INTO aj_leases (name, owner, token, expires_at, acquired_at, renewed_at) "
+    "VALUES (%s, '', 0, 0, 0, 0) ON CONFLICT (name) DO NOTHING",
+    "mysql": "INSERT IGNORE INTO aj_leases (name, owner, token, expires_at, acquired_at, renewed_at) "
+    "VALUES (%s, '', 0, 0, 0, 0)",
+}
+
+
+class LeaseLostError(JournalError):
+    """This node no longer holds the lease (it expired and was taken over, or was released)."""
+
+
+def default_node() -> str:
+    """host:pid, unique per worker process on a machine."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """A lease this node holds: its fencing token is what its writes are checked against."""
+
+    name: str
+    owner: str
+    token: int
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseInfo:
+    """A row of the registry as `agentjournal leases` shows it."""
+
+    name: str
+    owner: str
+    token: int
+    expires_at: datetime | None
+    acquired_at: datetime | None
+    renewed_at: datetime | None
+    held: bool
+
+
+class LeaseRegistry:
+    """Acquire, renew, release and fence leases stored in the journal's database."""
+
+    def __init__(self, journal: Journal, *, ttl: float = DEFAULT_TTL) -> None:
+        if not isinstance(journal, SQLJournal):
+            raise JournalError(
+                f"the lease registry lives in the journal's database; the {journal.backend_name} backend has none "
+                "(use sqlite://, postgresql:// or mysql://)"
+            )
+        if ttl <= 0:
+            raise JournalError(f"a lease TTL must be positive, got {ttl}")
+        self.journal = journal
+        self.ttl = ttl
+        self._p = journal.param
+        self._now = _NOW[journal.dialect]
+        self._for_update = "" if journal.dialect == "sqlite" else " FOR UPDATE"
+        journal.migrate(component="messaging", package="agentjournal.messaging")
+
+    def acquire(self, name: str, owner: str, *, ttl: float | None = None) -> Lease | None:
+        """Take the lease if it is free or expired (a new token), or extend it if `owner` holds it.
+
+        Returns None when another owner holds an unexpired lease.
+        """
+        p, now, seconds = self._p, self._now, ttl or self.ttl
+        with self.journal.transaction() as cursor:
+            cursor.execute(_INSERT_IF_ABSENT[self.journal.dialect], (name,))
+            cursor.execute(
+                f"UPDATE aj_leases SET owner = {p}, token = token + 1, expires_at = {now} + {p}, "
+                f"acquired_at = {now}, renewed_at = {now} WHERE name = {p} AND expires_at <= {now}",
+                (owner, seconds, name),
+            )
+            if cursor.rowcount != 1:
+                cursor.execute(
+                    f"UPDATE aj_leases SET expires_at = {now} + {p}, renewed_at = {now} "
+                    f"WHERE name = {p} AND owner = {p} AND expires_at > {now}",
+                    (seconds, name, owner),
+                )
+                if cursor.rowcount != 1:
+                    return None
+            cursor.execute(f"SELECT owner, token, expires_at FROM aj_leases WHERE name = {p}", (name,))
+            row = cursor.fetchone()
+        return Lease(name, row[0], int(row[1]), _time(row[2]))
+
+    def renew(self, lease: Lease, *, ttl: float | None = None) -> Lease:
+        """Extend a held lease; raises LeaseLostError if it expired or changed hands meanwhile."""
+        p, now = self._p, self._now
+        with self.journal.transaction() as cursor:
+            cursor.execute(
+                f"UPDATE aj_leases SET expires_at = {now} + {p}, renewed_at = {now} "
+                f"WHERE name = {p} AND owner = {p} AND token = {p} AND expires_at > {now}",
+                (ttl or self.ttl, lease.name, lease.owner, lease.token),
+            )
+            if cursor.rowcount != 1:
+                raise LeaseLostError(self._lost_message(cursor, lease))
+            cursor.execute(f"SELECT expires_at FROM aj_leases WHERE name = {p}", (lease.name,))
+            expires_at = cursor.fetchone()[0]
+        return Lease(lease.name, lease.owner, lease.token, _time(expires_at))
+
+    def release(self, lease: Lease) -> bool:
+        """Give the lease up now so another node can take it at once; False if it was already lost."""
+        p = self._p
+        with self.journal.transaction() as cursor:
+            cursor.execute(
+                f"UPDATE aj_leases SET expires_at = 0 WHERE name = {p} AND owner = {p} AND token = {p}",
+                (lease.name, lease.owner, lease.token),
+            )
+            return bool(cursor.rowcount == 1)
+
+    def check(self, cursor: Any, lease: Lease) -> None:
+        """The fence: call inside the transaction of a leased write, as its last statement.
+
+        Raises LeaseLostError (and the caller's transaction rolls back) unless the lease still
+        names this owner and token and has not expired. On PostgreSQL and MariaDB the lease row
+        stays locked until the write commits, so a takeover cannot interleave with it.
+        """
+        p = self._p
+        cursor.execute(
+            f"SELECT token FROM aj_leases WHERE name = {p} AND owner = {p} AND token = {p} "
+            f"AND expires_at > {self._now}{self._for_update}",
+            (lease.name, lease.owner, lease.token),
+        )
+        if cursor.fetchone() is None:
+            raise LeaseLostError(self._lost_message(cursor, lease) + "; the write was refused")
+
+    def leases(self) -> list[LeaseInfo]:
+        """Every lease, held or not, in name order."""
+        rows = self.journal.query(
+            "SELECT name, owner, token, expires_at, acquired_at, renewed_at, "
+            f"CASE WHEN expires_at > {self._now} THEN 1 ELSE 0 END FROM aj_leases ORDER BY name"
+        )
+        return [
+            LeaseInfo(
+                name=row[0],
+                owner=row[1],
+                token=int(row[2]),
+                expires_at=_time(row[3]) if row[3] else None,
+                acquired_at=_time(row[4]) if row[4] else None,
+                renewed_at=_time(row[5]) if row[5] else None,
+                held=bool(row[6]),
+            )
+            for row in rows
+        ]
+
+    def _lost_message(self, cursor: Any, lease: Lease) -> str:
+        cursor.execute(f"SELECT owner, token FROM aj_leases WHERE name = {self._p}", (lease.name,))
+        row = cursor.fetchone()
+        now_holder = f"now token {row[1]} of {row[0] or 'nobody'}" if row else "the lease row is gone"
+        return f"lease {lease.name!r}: {lease.owner} lost token {lease.token} ({now_holder})"
+
+
+def _time(seconds: Any) -> datetime:
+    return datetime.fromtimestamp(float(seconds), UTC)

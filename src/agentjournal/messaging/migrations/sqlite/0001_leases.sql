@@ -1,0 +1,10 @@
+-- Leases: which node runs which background worker, until when, with a fencing token.
+-- Times are Unix seconds taken from the database's clock, so nodes need not agree on time.
+CREATE TABLE aj_leases (
+    name TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    token INTEGER NOT NULL,
+    expires_at REAL NOT NULL,
+    acquired_at REAL NOT NULL,
+    renewed_at REAL NOT NULL
+);

@@ -1,0 +1,124 @@
+"""Where each projection stands, and read-your-writes waiting."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from agentjournal.journal import Journal
+from agentjournal.messaging.leases import LeaseRegistry
+from agentjournal.projections.base import AnyProjection, ProjectionError, require_sql
+from agentjournal.projections.read_models import (
+    PolicyDecisionsProjection,
+    SearchProjection,
+    ToolDecisionsProjection,
+    ToolUsageProjection,
+)
+from agentjournal.projections.runner import lease_name
+from agentjournal.projections.runs import RunsProjection
+from agentjournal.projections.waiting import PollingWaiter
+
+
+def builtin_projections() -> list[AnyProjection]:
+    """Fresh instances of the read models `agentjournal worker` runs by default."""
+    return [
+        RunsProjection(),
+        ToolDecisionsProjection(),
+        ToolUsageProjection(),
+        PolicyDecisionsProjection(),
+        SearchProjection(),
+    ]
+
+
+def builtin_projection(name: str) -> AnyProjection:
+    for projection in builtin_projections():
+        if projection.name == name:
+            return projection
+    known = ", ".join(p.name for p in builtin_projections())
+    raise ProjectionError(f"no projection named {name!r}; known: {known}")
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectionStatus:
+    name: str
+    position: int
+    head: int
+    lag_events: int
+    lag_seconds: float
+    owner: str | None
+    lease_expires_at: datetime | None
+    updated_at: datetime | None
+    dead_letters: int
+
+
+def projection_status(journal: Journal) -> list[ProjectionStatus]:
+    """Every projection with a checkpoint, plus the built-in ones not started yet.
+
+    Lag in seconds is the age of the oldest event the projection has not applied yet.
+    """
+    sql_journal = require_sql(journal, "projections")
+    sql_journal.migrate(component="projections", package="agentjournal.projections")
+    leases = {info.name: info for info in LeaseRegistry(sql_journal).leases() if info.held}
+    head = journal.head_position()
+    rows = {
+        name: (int(position), float(updated))
+        for name, position, updated in sql_journal.query("SELECT name, position, updated_at FROM aj_projections")
+    }
+    parked: dict[str, int] = {
+        name: int(count)
+        for name, count in sql_journal.query(
+            "SELECT projection, count(*) FROM aj_projection_dead_letters GROUP BY projection"
+        )
+    }
+    names = sorted(set(rows) | {p.name for p in builtin_projections()})
+    now = time.time()
+    found = []
+    for name in names:
+        position, updated = rows.get(name, (0, 0.0))
+        lag_seconds = 0.0
+        if position < head:
+            oldest = journal.read_all(position, 1)
+            if oldest:
+                lag_seconds = max(0.0, now - oldest[0].recorded_at.timestamp())
+        lease = leases.get(lease_name(name))
+        found.append(
+            ProjectionStatus(
+                name=name,
+                position=position,
+                head=head,
+                lag_events=max(0, head - position),
+                lag_seconds=lag_seconds,
+                owner=lease.owner if lease else None,
+                lease_expires_at=lease.expires_at if lease else None,
+                updated_at=datetime.fromtimestamp(updated, UTC) if updated else None,
+                dead_letters=parked.get(name, 0),
+            )
+        )
+    return found
+
+
+def wait_for(journal: Journal, name: str, position: int, *, timeout: float = 10.0) -> int:
+    """Block until projection `name` has applied `position` (read-your-writes); returns its checkpoint.
+
+    Raises ProjectionError after `timeout` seconds, saying how far it got.
+    """
+    sql_journal = require_sql(journal, "projections")
+    sql = f"SELECT position FROM aj_projections WHERE name = {sql_journal.param}"
+    deadline = time.monotonic() + timeout
+    waiter = PollingWaiter(max_delay=0.05)
+    while True:
+        rows = sql_journal.query(sql, [name])
+        if not rows:
+            raise ProjectionError(f"projection {name!r} has no checkpoint yet (has a worker ever run it?)")
+        checkpoint = int(rows[0][0])
+        if checkpoint >= position:
+            return checkpoint
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise ProjectionError(
+                f"projection {name!r} reached position {checkpoint}, not {position}, within {timeout:g}s "
+                "(is `agentjournal worker` running?)"
+            )
+        waiter.woke(False)
+        waiter.wait(remaining)

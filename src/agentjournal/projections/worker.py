@@ -1,0 +1,118 @@
+"""The worker: runs every projection (and the alert rules) whose lease it can hold.
+
+Start one per node against the same database: each lease is held by one node at a time, so
+each projection runs on exactly one of them; when a node dies its leases expire and another
+node takes them within the TTL. A node that was paused past its lease loses it: its next
+checkpoint write is refused by the fence, and it drops the projection until it can lease it
+again.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from agentjournal.journal import Journal
+from agentjournal.messaging.leases import DEFAULT_TTL, Lease, LeaseLostError, LeaseRegistry, default_node
+from agentjournal.projections.base import AnyProjection, require_sql
+from agentjournal.projections.runner import ProjectionRunner, lease_name
+from agentjournal.projections.waiting import waiter_for
+
+logger = logging.getLogger("agentjournal.worker")
+
+
+@dataclass
+class PeriodicJob:
+    """Work that runs every `every` seconds on whichever node holds lease `name` (e.g. alert rules)."""
+
+    name: str
+    every: float
+    run: Callable[[], object]
+    last_run: float = field(default=0.0)
+
+
+class Worker:
+    """One node's loop: lease, apply, renew, repeat. `run(stop)` returns when `stop()` is true."""
+
+    def __init__(
+        self,
+        journal: Journal,
+        projections: Sequence[AnyProjection],
+        *,
+        node: str | None = None,
+        ttl: float = DEFAULT_TTL,
+        batch_size: int = 1000,
+        jobs: Sequence[PeriodicJob] = (),
+    ) -> None:
+        self.journal = require_sql(journal, "workers")
+        self.node = node or default_node()
+        self.leases = LeaseRegistry(journal, ttl=ttl)
+        self.projections = {projection.name: projection for projection in projections}
+        self.jobs = list(jobs)
+        self.batch_size = batch_size
+        self.runners: dict[str, ProjectionRunner] = {}
+        self.job_leases: dict[str, Lease] = {}
+        self._last_round = float("-inf")
+
+    def run(self, stop: Callable[[], bool], *, idle_timeout: float = 1.0) -> None:
+        waiter = waiter_for(self.journal)
+        try:
+            while not stop():
+                if time.monotonic() - self._last_round >= self.leases.ttl / 3:
+                    self.lease_round()
+                moved = self.work()
+                waiter.woke(moved > 0)
+                if not moved:
+                    waiter.wait(min(idle_timeout, self.leases.ttl / 6))
+        finally:
+            waiter.close()
+            self.release_all()
+
+    def lease_round(self) -> None:
+        """Take every free lease, renew the ones held, run periodic jobs that are due."""
+        self._last_round = time.monotonic()
+        for name, projection in self.projections.items():
+            if name in self.runners:
+                continue
+            lease = self.leases.acquire(lease_name(name), self.node)
+            if lease is not None:
+                logger.info("%s: acquired %s (token %d)", self.node, lease.name, lease.token)
+                self.runners[name] = ProjectionRunner(
+                    self.journal, projection, batch_size=self.batch_size, leases=self.leases, lease=lease
+                )
+        for job in self.jobs:
+            held = self.job_leases.get(job.name)
+            try:
+                lease = self.leases.renew(held) if held else self.leases.acquire(f"job:{job.name}", self.node)
+            except LeaseLostError as lost:
+                logger.warning("%s", lost)
+                lease = None
+            if lease is None:
+                self.job_leases.pop(job.name, None)
+                continue
+            self.job_leases[job.name] = lease
+            if time.monotonic() - job.last_run >= job.every:
+                job.last_run = time.monotonic()
+                job.run()
+
+    def work(self) -> int:
+        """One batch of every projection this node holds; returns the positions advanced."""
+        moved = 0
+        for name, runner in list(self.runners.items()):
+            try:
+                moved += runner.step()
+            except LeaseLostError as lost:
+                logger.warning("%s", lost)
+                del self.runners[name]
+        return moved
+
+    def release_all(self) -> None:
+        for runner in self.runners.values():
+            if runner.lease is not None:
+                self.leases.release(runner.lease)
+        for lease in self.job_leases.values():
+            self.leases.release(lease)
+        self.runners.clear()
+        self.job_leases.clear()
