@@ -7,6 +7,7 @@ verification live here, once.
 
 from __future__ import annotations
 
+import math
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -126,7 +127,9 @@ class Journal(ABC):
         batch = [events] if isinstance(events, NewEvent) else list(events)
         if not batch:
             raise InvalidEventError(f"stream {stream_id!r}: nothing to append (the batch is empty)")
-        if expected_version != ANY and (not isinstance(expected_version, int) or expected_version < 0):
+        if expected_version != ANY and (
+            not isinstance(expected_version, int) or isinstance(expected_version, bool) or expected_version < 0
+        ):
             raise InvalidEventError(
                 f"stream {stream_id!r}: expected_version must be a version >= 0 or 'any', got {expected_version!r}"
             )
@@ -145,6 +148,11 @@ class Journal(ABC):
     def _prepare(self, stream_id: str, batch: list[NewEvent]) -> list[_Pending]:
         context = current_context()
         traceparent = context.traceparent or current_traceparent()
+        for name in ("actor", "tenant_id", "correlation_id", "causation_id", "traceparent"):
+            if getattr(context, name) is not None:
+                check_identifier(
+                    getattr(context, name), f"stream {stream_id!r}: the context's {name}", MAX_ENVELOPE_FIELD_LENGTH
+                )
         pending: list[_Pending] = []
         seen_ids: set[str] = set()
         for index, event in enumerate(batch, start=1):
@@ -202,14 +210,26 @@ class Journal(ABC):
             raise InvalidEventError(
                 f"{where}: metadata must be a JSON object (a dict), got {type(event.metadata).__name__}"
             )
-        return data, event.schema_version or self.registry.schema_version(event.type)
+        if event.schema_version is None:
+            return data, self.registry.schema_version(event.type)
+        if (
+            not isinstance(event.schema_version, int)
+            or isinstance(event.schema_version, bool)
+            or event.schema_version < 1
+        ):
+            raise InvalidEventError(f"{where}: schema_version must be an integer >= 1, got {event.schema_version!r}")
+        return data, event.schema_version
 
     @staticmethod
     def _encode(value: dict[str, Any], where: str) -> bytes:
         try:
-            return canonical_json(value)
+            encoded = canonical_json(value)
         except (TypeError, orjson.JSONEncodeError) as exc:
             raise InvalidEventError(f"{where} is not JSON-serializable: {exc}") from None
+        # orjson writes NaN and infinities as null; refuse them rather than store a changed value.
+        if b"null" in encoded and _has_non_finite(value):
+            raise InvalidEventError(f"{where} is not JSON-serializable: it holds NaN or an infinity")
+        return encoded
 
     @staticmethod
     def _event_id(given: str | None, where: str) -> str:
@@ -263,11 +283,7 @@ class Journal(ABC):
         for item in pending:
             event = stored.get(item.event_id)
             if event is None:
-                raise DuplicateEventError(
-                    item.event_id,
-                    f"only {len(stored)} of the {len(pending)} events of this batch are already stored; "
-                    "a retry must repeat the original batch exactly",
-                )
+                continue
             if (
                 event.stream_id != stream_id
                 or event.type != item.type
@@ -279,6 +295,13 @@ class Journal(ABC):
                     f"already stored as {event.type} version {event.version} of stream {event.stream_id!r} "
                     "with different content",
                 )
+        if len(stored) < len(pending):
+            first_stored = next(item.event_id for item in pending if item.event_id in stored)
+            raise DuplicateEventError(
+                first_stored,
+                f"only {len(stored)} of the {len(pending)} events of this batch are already stored; "
+                "a retry must repeat the original batch exactly",
+            )
         ordered = sorted(stored.values(), key=lambda event: event.position)
         return AppendResult(stream_id, [self.registry.upcast(event) for event in ordered], already_appended=True)
 
@@ -533,6 +556,16 @@ class Journal(ABC):
 
     @abstractmethod
     def _head_position(self) -> int: ...
+
+
+def _has_non_finite(value: Any) -> bool:
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, dict):
+        return any(_has_non_finite(item) for item in value.values())
+    if isinstance(value, list | tuple):
+        return any(_has_non_finite(item) for item in value)
+    return False
 
 
 def _bytes(value: bytes | str | memoryview) -> bytes:

@@ -1,0 +1,1 @@
+"""The journal's conformance suite and one test module per backend."""

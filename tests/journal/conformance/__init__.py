@@ -1,0 +1,36 @@
+"""The journal conformance suite, written once: every backend must pass all of it.
+
+A backend's test module subclasses `JournalConformance` and overrides one fixture,
+`journal_url` (and, for a backend without SQL, the tamper hooks in `base.py`):
+
+    class TestSQLiteJournal(JournalConformance):
+        @pytest.fixture
+        def journal_url(self, tmp_path):
+            return f"sqlite:///{tmp_path / 'journal.db'}"
+
+The class is not named Test*, so pytest never collects it by itself.
+"""
+
+from __future__ import annotations
+
+from .async_api import AsyncConformance
+from .integrity import IntegrityConformance
+from .ordering import OrderingConformance
+from .reads import ReadConformance
+from .stamping import StampingConformance
+from .stateful import StatefulConformance
+from .writes import WriteConformance
+
+__all__ = ["JournalConformance"]
+
+
+class JournalConformance(
+    ReadConformance,
+    WriteConformance,
+    OrderingConformance,
+    IntegrityConformance,
+    StampingConformance,
+    StatefulConformance,
+    AsyncConformance,
+):
+    """Every behaviour the journal promises, on whichever backend `journal_url` names."""

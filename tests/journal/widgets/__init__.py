@@ -1,0 +1,1 @@
+"""A tiny component with its own migrations, to test the per-component migration runner."""
