@@ -1,0 +1,144 @@
+"""The small interface every model adapter implements, and the switch that keeps tests offline.
+
+A request is provider-neutral: instructions (the system prompt), the conversation as plain
+dicts, and the tools the model may call. Messages use three shapes::
+
+    {"role": "user", "content": "..."}
+    {"role": "assistant", "content": "..." | None, "tool_calls": [{"id", "name", "arguments"}]}
+    {"role": "tool", "tool_call_id": "...", "name": "...", "content": "<JSON text>"}
+"""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+Message = dict[str, Any]
+
+
+class ModelError(Exception):
+    """A model request that failed (bad reply, provider error, blocked request)."""
+
+
+class RealModelRequestBlocked(ModelError):
+    """A request to a real provider while real requests are switched off (as in the test suite)."""
+
+
+_real_requests_allowed: ContextVar[bool] = ContextVar("agentjournal_real_model_requests", default=True)
+
+
+def real_requests_allowed() -> bool:
+    return _real_requests_allowed.get()
+
+
+def set_real_requests_allowed(allowed: bool) -> None:
+    """Switch requests to real providers on or off for this context (the test suite switches them off)."""
+    _real_requests_allowed.set(allowed)
+
+
+@contextmanager
+def real_requests(allowed: bool) -> Iterator[None]:
+    """`with real_requests(False):` blocks requests to real providers inside the block."""
+    token = _real_requests_allowed.set(allowed)
+    try:
+        yield
+    finally:
+        _real_requests_allowed.reset(token)
+
+
+def check_real_request(provider: str) -> None:
+    """Called by every real adapter before it sends anything."""
+    if not _real_requests_allowed.get():
+        raise RealModelRequestBlocked(
+            f"a real {provider} model request was attempted while real model requests are switched off "
+            "(use ScriptedModel in tests, or `with real_requests(True):` around a mocked transport)"
+        )
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    id: str
+    name: str
+    arguments: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name, "arguments": self.arguments}
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    """What the model is told about a tool: its name, description and JSON schema of arguments."""
+
+    name: str
+    description: str
+    parameters: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ModelRequest:
+    instructions: str
+    messages: list[Message]
+    tools: list[ToolSpec] = field(default_factory=list)
+    json_output: bool = False
+    """Ask for a JSON object as the reply (the planner's contract)."""
+
+    def fingerprint(self, model: str) -> str:
+        """SHA-256 of the whole request as the model sees it: model, instructions, messages, tools."""
+        body = {
+            "model": model,
+            "instructions": self.instructions,
+            "messages": self.messages,
+            "tools": [[spec.name, spec.description, spec.parameters] for spec in self.tools],
+            "json_output": self.json_output,
+        }
+        return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+@dataclass(frozen=True)
+class ModelResponse:
+    text: str | None = None
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    model: str = ""
+    """The model that answered, as the provider names it."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The recorded form (in ModelCalled.response); `from_dict` reads it back for replay."""
+        reply: dict[str, Any] = {"text": self.text}
+        if self.tool_calls:
+            reply["tool_calls"] = [call.to_dict() for call in self.tool_calls]
+        return reply
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], **usage: Any) -> ModelResponse:
+        calls = [ToolCall(c["id"], c["name"], dict(c.get("arguments") or {})) for c in data.get("tool_calls", [])]
+        return cls(text=data.get("text"), tool_calls=calls, **usage)
+
+    def message(self) -> Message:
+        """The assistant message this reply adds to the conversation."""
+        message: Message = {"role": "assistant", "content": self.text}
+        if self.tool_calls:
+            message["tool_calls"] = [call.to_dict() for call in self.tool_calls]
+        return message
+
+
+class Model(ABC):
+    """An LLM: one async request in, one reply out. Adapters wrap a provider's SDK."""
+
+    name: str
+    """The model name recorded in RunStarted and ModelCalled (e.g. `gpt-4o-mini`)."""
+
+    @abstractmethod
+    async def request(self, request: ModelRequest) -> ModelResponse: ...
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r})"
