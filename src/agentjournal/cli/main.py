@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from agentjournal.cli import journal_commands  # noqa: F401  (registers commands)
+from agentjournal.cli import (
+    journal_commands,  # noqa: F401  (registers commands)
+    projection_commands,  # noqa: F401  (registers commands)
+)
 from agentjournal.cli.app import app, close_journal
 
 

@@ -36,7 +36,7 @@ RULES = {
     "lookup_order": ("read-only-tools", "allow"),
     "check_refund_policy": ("read-only-tools", "allow"),
     "issue_refund": ("refunds-over-limit", "require_human_approval"),
-    "send_email": ("external-email", "deny"),
+    "send_email": ("external-email", "allow"),
 }
 
 
@@ -52,7 +52,8 @@ class SyntheticRun:
 class RunMix:
     """Knobs of the generator: how often runs deny, fail or abort, and how costly they are."""
 
-    deny_rate: float = 0.08
+    deny_rate: float = 0.05
+    escalation_rate: float = 0.3
     failure_rate: float = 0.05
     abort_rate: float = 0.05
     handoff_rate: float = 0.3
@@ -100,8 +101,10 @@ def _one_run(rng: random.Random, mix: RunMix, stream_id: str, n: int) -> Synthet
         call_id = str(uuid.UUID(int=rng.getrandbits(128)))
         add("ToolProposed", {"tool": tool, "arguments": arguments, "call_id": call_id}, 0.02)
         rule, action = RULES[tool]
-        if action == "allow" and rng.random() < mix.deny_rate:
-            rule, action = "rate-limit", "deny"
+        if action == "require_human_approval" and rng.random() > mix.escalation_rate:
+            rule, action = "refunds-under-limit", "allow"
+        if rng.random() < mix.deny_rate:
+            rule, action = "external-email" if tool == "send_email" else "rate-limit", "deny"
         add("PolicyEvaluated", {"tool": tool, "rule": rule, "action": action, "call_id": call_id}, 0.001)
         if action == "deny":
             continue

@@ -1,0 +1,281 @@
+"""Queries over the read models: seed 001's daily metrics, tool usage, policy decisions, approvals, search.
+
+Metrics (seed 001, "what to measure every day"), over runs started in a window, grouped by
+route, model, tenant or agent:
+
+- success rate: finished runs that completed without fallback or human takeover
+- policy violation rate: denied or escalated tool calls per 100 runs
+- cost per successful run: the cost of every run in the window (model and tool costs)
+  divided by the successful runs
+- time to first action p50/p95: from RunStarted to the first approved tool call
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from agentjournal.journal import Journal
+from agentjournal.journal.backends.sql import SQLJournal
+from agentjournal.projections.base import ProjectionError, require_sql
+
+GROUPS = {"route": "route", "model": "model", "tenant": "tenant_id", "agent": "agent", "all": "'all'"}
+METRICS = (
+    "runs",
+    "success_rate",
+    "violations_per_100_runs",
+    "cost_per_successful_run",
+    "time_to_first_action_p50_ms",
+    "time_to_first_action_p95_ms",
+)
+_FINISHED = ("completed", "aborted", "cancelled", "failed")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_duration(text: str) -> timedelta:
+    """'90s', '15m', '6h', '7d', '2w' as a timedelta; a clear error otherwise."""
+    match = _DURATION.match(text)
+    if not match:
+        raise ProjectionError(f"not a duration: {text!r}; use a number and a unit, e.g. 30m, 6h, 7d or 2w")
+    return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """The q-th percentile (0..100) with linear interpolation; None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = (len(ordered) - 1) * q / 100
+    low, high = math.floor(rank), math.ceil(rank)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+@dataclass(frozen=True, slots=True)
+class GroupMetrics:
+    group: str
+    runs: int
+    finished: int
+    successes: int
+    violations: int
+    cost_usd: float
+    tokens: int
+    success_rate: float | None
+    violations_per_100_runs: float | None
+    cost_per_successful_run: float | None
+    time_to_first_action_p50_ms: float | None
+    time_to_first_action_p95_ms: float | None
+
+    def get(self, metric: str) -> float | None:
+        if metric not in METRICS:
+            raise ProjectionError(f"unknown metric {metric!r}; known: {', '.join(METRICS)}")
+        value = getattr(self, metric)
+        return None if value is None else float(value)
+
+
+def _group_column(by: str) -> str:
+    if by not in GROUPS:
+        raise ProjectionError(f"cannot group by {by!r}; choose one of: {', '.join(GROUPS)}")
+    return GROUPS[by]
+
+
+def _run_rows(journal: SQLJournal, by: str, since: datetime, until: datetime) -> list[Any]:
+    p = journal.param
+    return journal.query(
+        f"SELECT {_group_column(by)}, status, fallback, human_takeover, cost_usd, policy_denials, policy_escalations, "
+        f"time_to_first_action_ms, input_tokens + output_tokens, started_at FROM aj_rm_runs "
+        f"WHERE started_at >= {p} AND started_at < {p}",
+        [since.timestamp(), until.timestamp()],
+    )
+
+
+def _summarize(group: str, rows: Iterable[Sequence[Any]]) -> GroupMetrics:
+    runs = finished = successes = violations = tokens = 0
+    cost = 0.0
+    first_actions: list[float] = []
+    for _, status, fallback, takeover, cost_usd, denials, escalations, ttfa, run_tokens, *_ in rows:
+        runs += 1
+        finished += status in _FINISHED
+        successes += status == "completed" and not fallback and not takeover
+        violations += int(denials) + int(escalations)
+        cost += float(cost_usd)
+        tokens += int(run_tokens)
+        if ttfa is not None:
+            first_actions.append(float(ttfa))
+    return GroupMetrics(
+        group=group,
+        runs=runs,
+        finished=finished,
+        successes=successes,
+        violations=violations,
+        cost_usd=cost,
+        tokens=tokens,
+        success_rate=successes / finished if finished else None,
+        violations_per_100_runs=violations * 100 / runs if runs else None,
+        cost_per_successful_run=cost / successes if successes else None,
+        time_to_first_action_p50_ms=percentile(first_actions, 50),
+        time_to_first_action_p95_ms=percentile(first_actions, 95),
+    )
+
+
+def metrics(
+    journal: Journal, *, by: str = "model", since: datetime, until: datetime | None = None
+) -> list[GroupMetrics]:
+    """Seed 001's metrics for runs started in [since, until), one row per group, by group name."""
+    sql_journal = require_sql(journal, "metrics")
+    rows = _run_rows(sql_journal, by, since, until or datetime.now(UTC))
+    groups: dict[str, list[Any]] = {}
+    for row in rows:
+        groups.setdefault(str(row[0]) if row[0] is not None else "(none)", []).append(row)
+    return [_summarize(group, groups[group]) for group in sorted(groups)]
+
+
+def metric_series(
+    journal: Journal,
+    metric: str,
+    *,
+    by: str = "model",
+    since: datetime,
+    until: datetime | None = None,
+    bucket: timedelta = timedelta(days=1),
+) -> dict[str, list[tuple[datetime, float | None]]]:
+    """A metric per time bucket and group, for plotting: {group: [(bucket start, value), ...]}."""
+    if metric not in METRICS:
+        raise ProjectionError(f"unknown metric {metric!r}; known: {', '.join(METRICS)}")
+    if bucket.total_seconds() <= 0:
+        raise ProjectionError("the bucket must be a positive duration")
+    sql_journal = require_sql(journal, "metrics")
+    until = until or datetime.now(UTC)
+    width = bucket.total_seconds()
+    start = since.timestamp()
+    buckets: dict[tuple[str, int], list[Any]] = {}
+    for row in _run_rows(sql_journal, by, since, until):
+        group = str(row[0]) if row[0] is not None else "(none)"
+        buckets.setdefault((group, int((float(row[9]) - start) // width)), []).append(row)
+    count = max(1, math.ceil((until.timestamp() - start) / width))
+    series: dict[str, list[tuple[datetime, float | None]]] = {}
+    for group in sorted({group for group, _ in buckets}):
+        series[group] = [
+            (
+                datetime.fromtimestamp(start + index * width, UTC),
+                _summarize(group, buckets[(group, index)]).get(metric) if (group, index) in buckets else None,
+            )
+            for index in range(count)
+        ]
+    return series
+
+
+# ----- the other read models -------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ToolUsage:
+    tool: str
+    calls: int
+    failures: int
+    latency_p50_ms: float | None
+    latency_p95_ms: float | None
+
+
+def tool_usage(journal: Journal, *, since: datetime | None = None) -> list[ToolUsage]:
+    """Calls, failures and latency percentiles per tool."""
+    sql_journal = require_sql(journal, "read models")
+    sql = "SELECT tool, ok, latency_ms FROM aj_rm_tool_calls"
+    params: list[float] = []
+    if since is not None:
+        sql += f" WHERE recorded_at >= {sql_journal.param}"
+        params.append(since.timestamp())
+    calls: dict[str, list[Any]] = {}
+    for tool, ok, latency in sql_journal.query(sql, params):
+        calls.setdefault(tool, []).append((ok, latency))
+    found = []
+    for tool in sorted(calls):
+        latencies = [float(latency) for ok, latency in calls[tool] if ok and latency is not None]
+        found.append(
+            ToolUsage(
+                tool=tool,
+                calls=len(calls[tool]),
+                failures=sum(1 for ok, _ in calls[tool] if not ok),
+                latency_p50_ms=percentile(latencies, 50),
+                latency_p95_ms=percentile(latencies, 95),
+            )
+        )
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyDecisionCount:
+    rule: str
+    action: str
+    decisions: int
+    last_at: datetime
+
+
+def policy_decisions(journal: Journal) -> list[PolicyDecisionCount]:
+    """How often each policy rule allowed, denied or escalated, most frequent first."""
+    rows = require_sql(journal, "read models").query(
+        "SELECT rule, action, decisions, last_at FROM aj_rm_policy_decisions ORDER BY decisions DESC, rule, action"
+    )
+    return [PolicyDecisionCount(r[0], r[1], int(r[2]), datetime.fromtimestamp(float(r[3]), UTC)) for r in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class PendingApproval:
+    run_id: str
+    version: int
+    agent: str | None
+    tenant_id: str | None
+    tool: str
+    arguments: str
+    rule: str | None
+    requested_at: datetime
+
+
+def approvals_queue(journal: Journal, *, limit: int = 100) -> list[PendingApproval]:
+    """Tool calls waiting for a human, oldest first."""
+    sql_journal = require_sql(journal, "read models")
+    rows = sql_journal.query(
+        "SELECT d.run_id, d.version, r.agent, d.tenant_id, d.tool, d.arguments, d.rule, d.proposed_at "
+        "FROM aj_rm_tool_decisions d LEFT JOIN aj_rm_runs r ON r.run_id = d.run_id "
+        f"WHERE d.status = 'pending' ORDER BY d.proposed_at, d.run_id LIMIT {sql_journal.param}",
+        [limit],
+    )
+    return [
+        PendingApproval(r[0], int(r[1]), r[2], r[3], r[4], r[5], r[6], datetime.fromtimestamp(float(r[7]), UTC))
+        for r in rows
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    position: int
+    stream_id: str
+    version: int
+    type: str
+    recorded_at: datetime
+    text: str
+
+
+_SEARCH = {
+    "sqlite": "SELECT rowid, stream_id, version, type, recorded_at, text FROM aj_rm_search "
+    "WHERE aj_rm_search MATCH ? ORDER BY rowid DESC LIMIT ?",
+    "postgres": "SELECT position, stream_id, version, type, recorded_at, text FROM aj_rm_search "
+    "WHERE document @@ websearch_to_tsquery('simple', %s) ORDER BY position DESC LIMIT %s",
+    "mysql": "SELECT position, stream_id, version, type, recorded_at, text FROM aj_rm_search "
+    "WHERE MATCH (text) AGAINST (%s IN BOOLEAN MODE) ORDER BY position DESC LIMIT %s",
+}
+
+
+def search(journal: Journal, text: str, *, limit: int = 20) -> list[SearchHit]:
+    """Events whose payload contains every word of `text` (as a phrase), newest first."""
+    sql_journal = require_sql(journal, "search")
+    words = text.strip()
+    if not words:
+        raise ProjectionError("search: give some text to look for, e.g. ORD-5521")
+    phrase = '"' + words.replace('"', " ") + '"'
+    rows = sql_journal.query(_SEARCH[sql_journal.dialect], [phrase, limit])
+    return [SearchHit(int(r[0]), r[1], int(r[2]), r[3], datetime.fromtimestamp(float(r[4]), UTC), r[5]) for r in rows]
