@@ -10,6 +10,7 @@ again.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -21,6 +22,8 @@ from agentjournal.projections.runner import ProjectionRunner, lease_name
 from agentjournal.projections.waiting import waiter_for
 
 logger = logging.getLogger("agentjournal.worker")
+NODE_PREFIX = "node:"
+"""Each running worker holds `node:<name>`: the registry's list of live nodes."""
 
 
 @dataclass
@@ -54,6 +57,7 @@ class Worker:
         self.batch_size = batch_size
         self.runners: dict[str, ProjectionRunner] = {}
         self.job_leases: dict[str, Lease] = {}
+        self.node_lease: Lease | None = None
         self._last_round = float("-inf")
 
     def run(self, stop: Callable[[], bool], *, idle_timeout: float = 1.0) -> None:
@@ -71,9 +75,24 @@ class Worker:
             self.release_all()
 
     def lease_round(self) -> None:
-        """Take every free lease, renew the ones held, run periodic jobs that are due."""
+        """Announce this node, take or give up projection leases to hold a fair share, run due jobs.
+
+        A fair share is ceil(projections / live nodes), where a live node is one whose `node:`
+        lease is held: a new node gets work as soon as the others notice it, and a dead node's
+        share is taken over when its leases expire.
+        """
         self._last_round = time.monotonic()
+        self.node_lease = self.leases.acquire(f"{NODE_PREFIX}{self.node}", self.node)
+        live = sum(1 for info in self.leases.leases() if info.held and info.name.startswith(NODE_PREFIX))
+        share = math.ceil(len(self.projections) / max(live, 1))
+        for name in sorted(self.runners, reverse=True)[: max(0, len(self.runners) - share)]:
+            runner = self.runners.pop(name)
+            if runner.lease is not None:
+                self.leases.release(runner.lease)
+                logger.info("%s: handed %s over (fair share %d of %d nodes)", self.node, runner.lease.name, share, live)
         for name, projection in self.projections.items():
+            if len(self.runners) >= share:
+                break
             if name in self.runners:
                 continue
             lease = self.leases.acquire(lease_name(name), self.node)
@@ -114,5 +133,8 @@ class Worker:
                 self.leases.release(runner.lease)
         for lease in self.job_leases.values():
             self.leases.release(lease)
+        if self.node_lease is not None:
+            self.leases.release(self.node_lease)
+            self.node_lease = None
         self.runners.clear()
         self.job_leases.clear()
