@@ -16,8 +16,11 @@ in a separate process with CPU-time and memory limits and a clean environment (a
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import hashlib
 import inspect
+import threading
 import time
 import typing
 from collections.abc import Awaitable, Callable, Iterator, Mapping
@@ -378,6 +381,37 @@ def _call(tool: Tool, validated: dict[str, Any]) -> Awaitable[Any]:
         kwargs[IDEMPOTENCY_PARAMETER] = key
     if tool.is_async:
         return typing.cast(Awaitable[Any], tool.fn(**kwargs))
-    # A plain function runs on a worker thread; a thread cannot be killed, so one that may hang
-    # should be sandboxed (a process can be).
-    return asyncio.to_thread(tool.fn, **kwargs)
+    return _on_daemon_thread(tool, kwargs)
+
+
+def _on_daemon_thread(tool: Tool, kwargs: dict[str, Any]) -> asyncio.Future[Any]:
+    """Run a plain function on its own daemon thread.
+
+    Not the loop's default executor: `asyncio.run` waits for that one at shutdown, so a tool that
+    hangs past its timeout would hang the caller too. A thread cannot be killed; a tool that may
+    hang for good should be sandboxed (a process can be).
+    """
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[Any] = loop.create_future()
+    context = contextvars.copy_context()
+
+    def settle(result: Any, error: BaseException | None) -> None:
+        if future.done():  # the caller timed out or was cancelled
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+
+    def target() -> None:
+        result: Any = None
+        error: BaseException | None = None
+        try:
+            result = context.run(tool.fn, **kwargs)
+        except BaseException as exc:
+            error = exc
+        with contextlib.suppress(RuntimeError):  # the loop closed while the tool was still running
+            loop.call_soon_threadsafe(settle, result, error)
+
+    threading.Thread(target=target, name=f"tool-{tool.name}", daemon=True).start()
+    return future

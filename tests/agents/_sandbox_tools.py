@@ -1,0 +1,77 @@
+"""Tools for the sandbox tests. They live in a plain module because the sandbox re-imports them by name."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+
+from agentjournal.agents.sandbox import SandboxLimits
+from agentjournal.agents.tools import tool
+
+
+@tool(sandboxed=True, timeout_s=20)
+def read_env(name: str) -> dict[str, object]:
+    """What the tool process can see of its environment."""
+    return {"value": os.environ.get(name), "names": sorted(os.environ)}
+
+
+@tool(sandboxed=True, timeout_s=20, limits=SandboxLimits(env={"REGION": "eu-west-1"}))
+def read_region() -> str | None:
+    return os.environ.get("REGION")
+
+
+@tool(sandboxed=True, timeout_s=1.5)
+def hang(seconds: float) -> str:
+    time.sleep(seconds)
+    return "woke up"
+
+
+@tool(sandboxed=True, timeout_s=1.5)
+def hang_with_child(path: str) -> str:
+    """Starts a grandchild that would write `path` after 3 s, then hangs: the kill must reach both."""
+    subprocess.Popen([sys.executable, "-c", f"import time; time.sleep(3); open({path!r}, 'w').write('alive')"])
+    time.sleep(60)
+    return "never"
+
+
+@tool(sandboxed=True, timeout_s=20)
+def explode(message: str) -> str:
+    raise RuntimeError(message)
+
+
+@tool(sandboxed=True, timeout_s=20, limits=SandboxLimits(memory_mb=256))
+def memory_hog(megabytes: int) -> int:
+    block = bytearray(megabytes * 1024 * 1024)
+    return len(block)
+
+
+@tool(sandboxed=True, timeout_s=30, limits=SandboxLimits(cpu_seconds=1))
+def cpu_hog() -> int:
+    count = 0
+    while True:
+        count += 1
+
+
+@tool(sandboxed=True, timeout_s=20)
+def add(a: int, b: int) -> int:
+    print("printing does not corrupt the result")  # goes to stderr
+    return a + b
+
+
+@tool(sandboxed=True, timeout_s=20)
+def returns_a_set() -> object:
+    return {1, 2, 3}
+
+
+@tool(sandboxed=True, timeout_s=20, side_effecting=True)
+def sandboxed_effect(target: str, idempotency_key: str) -> dict[str, str]:
+    return {"target": target, "key": idempotency_key}
+
+
+@tool(sandboxed=True, timeout_s=20)
+async def async_double(value: int) -> int:
+    await asyncio.sleep(0)
+    return value * 2
