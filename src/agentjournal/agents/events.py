@@ -217,7 +217,8 @@ _VERBS = {"allow": "allowed", "deny": "denied", "require_human_approval": "sent 
 
 
 def _money(value: Any) -> str:
-    return f"${float(value or 0):.4f}"
+    amount = float(value or 0)
+    return f"${amount:.4f}" if amount >= 0.01 or amount == 0 else f"${amount:.6f}"
 
 
 def _explain(event: RecordedEvent) -> Explanation:

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 import orjson
 from pydantic import BaseModel
@@ -47,7 +47,7 @@ from agentjournal.agents.events import (
     register_run_events,
     run_stream,
 )
-from agentjournal.agents.models.base import Model, ModelError, ModelRequest, ModelResponse, ToolCall
+from agentjournal.agents.models.base import Model, ModelError, ModelRequest, ModelResponse, ToolCall, chain_digest
 from agentjournal.agents.planner import AgentPlan, PlanValidationError, validate_plan
 from agentjournal.agents.state import RunState
 from agentjournal.agents.tools import (
@@ -59,7 +59,7 @@ from agentjournal.agents.tools import (
     idempotency_key,
     validate_arguments,
 )
-from agentjournal.journal import ConcurrencyError, Journal, NewEvent, RecordedEvent
+from agentjournal.journal import ConcurrencyError, Journal, JournalError, NewEvent, RecordedEvent
 from agentjournal.journal.context import current_context
 from agentjournal.journal.envelope import canonical_json
 from agentjournal.journal.ids import uuid7
@@ -76,7 +76,7 @@ PLAN_INSTRUCTIONS = (
 )
 
 
-class RunError(Exception):
+class RunError(JournalError):
     """A run that cannot be started or resumed as asked (unknown agent, finished run, ...)."""
 
 
@@ -116,6 +116,20 @@ def approval_id_for(run_id: str, call_id: str) -> str:
     return "apr-" + hashlib.sha256(f"{run_id}\n{call_id}".encode()).hexdigest()[:12]
 
 
+class Executor(Protocol):
+    """Runs one tool call; the default is `agents.tools.execute`. Replay substitutes recordings here."""
+
+    async def __call__(
+        self, tool: Tool, arguments: dict[str, Any], *, idempotency_key: str, calls_so_far: int, call_id: str
+    ) -> Observation: ...
+
+
+async def execute_tool(
+    tool: Tool, arguments: dict[str, Any], *, idempotency_key: str, calls_so_far: int, call_id: str
+) -> Observation:
+    return await execute(tool, arguments, idempotency_key=idempotency_key, calls_so_far=calls_so_far)
+
+
 class Runtime:
     """Runs agents and records every transition; resumes, cancels and replays runs by id."""
 
@@ -126,8 +140,10 @@ class Runtime:
         agents: Sequence[Agent] = (),
         options: RunOptions | None = None,
         offload_io: bool | None = None,
+        executor: Executor = execute_tool,
     ) -> None:
         self.journal = journal
+        self.executor = executor
         self.options = options or RunOptions()
         register_run_events(journal.registry)
         self.repository: Repository[RunState] = Repository(journal, RunState)
@@ -427,9 +443,8 @@ class _Run:
             wire = {key: value for key, value in message.items() if not key.startswith("_")}
             if "content_ref" in wire:
                 wire["content"] = orjson.dumps(self.runtime.blobs.get(wire.pop("content_ref"))).decode()
-            previous = self._digests[-1] if self._digests else b""
             self._wire.append(wire)
-            self._digests.append(hashlib.sha256(previous + canonical_json(wire)).digest())
+            self._digests.append(chain_digest(self._digests[-1] if self._digests else b"", wire))
         return list(self._wire), (self._digests[-1] if self._digests else b"")
 
     def new_messages(self) -> list[dict[str, Any]]:
@@ -453,15 +468,7 @@ class _Run:
         messages, digest = self.wire_messages()
         tools = [] if (planning or final) else agent.tool_specs()
         request = ModelRequest(instructions, messages, tools, json_output=planning)
-        header = {
-            "model": agent.model.name,
-            "instructions": instructions,
-            "tools": [[spec.name, spec.description, spec.parameters] for spec in tools],
-            "json_output": planning,
-            "messages": len(messages),
-            "messages_digest": digest.hex(),
-        }
-        return request, hashlib.sha256(canonical_json(header)).hexdigest()
+        return request, request.fingerprint(agent.model.name, digest)
 
     async def call_model(self, request: ModelRequest) -> tuple[ModelResponse, float]:
         model: Model = self.agent.model
@@ -736,7 +743,9 @@ class _Run:
         attempt = call["attempts"]
         while True:
             attempt += 1
-            observation: Observation = await execute(tool, arguments, idempotency_key=key, calls_so_far=calls_so_far)
+            observation = await self.runtime.executor(
+                tool, arguments, idempotency_key=key, calls_so_far=calls_so_far, call_id=call["call_id"]
+            )
             if observation.ok:
                 self.record_output(call, tool, observation, attempt, caused_by)
                 if tool.side_effecting or call["approval_id"]:

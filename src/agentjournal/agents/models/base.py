@@ -89,16 +89,31 @@ class ModelRequest:
     json_output: bool = False
     """Ask for a JSON object as the reply (the planner's contract)."""
 
-    def fingerprint(self, model: str) -> str:
-        """SHA-256 of the whole request as the model sees it: model, instructions, messages, tools."""
-        body = {
+    def fingerprint(self, model: str, messages_digest: bytes | None = None) -> str:
+        """SHA-256 of the whole request as `model` sees it: instructions, tools and every message.
+
+        The messages enter through a hash chain (`chain_digest`), so a caller that keeps the chain
+        as the conversation grows passes it in and fingerprints each call in time independent of
+        the conversation's length.
+        """
+        if messages_digest is None:
+            messages_digest = b""
+            for message in self.messages:
+                messages_digest = chain_digest(messages_digest, message)
+        header = {
             "model": model,
             "instructions": self.instructions,
-            "messages": self.messages,
             "tools": [[spec.name, spec.description, spec.parameters] for spec in self.tools],
             "json_output": self.json_output,
+            "messages": len(self.messages),
+            "messages_digest": messages_digest.hex(),
         }
-        return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
+        return hashlib.sha256(orjson.dumps(header, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def chain_digest(previous: bytes, message: Message) -> bytes:
+    """The running digest of a conversation after one more message."""
+    return hashlib.sha256(previous + orjson.dumps(message, option=orjson.OPT_SORT_KEYS)).digest()
 
 
 @dataclass(frozen=True)
