@@ -150,3 +150,23 @@ def _decide(
         state, approval = find_approval(journal, approval_id)
         return _view(state, approval)
     raise ApprovalError(f"approval {approval_id}: the run kept changing; try again")
+
+
+def ready_runs(journal: Journal) -> list[str]:
+    """Runs with a human decision that no worker has acted on yet (what a resume loop picks up)."""
+    register_run_events(journal.registry)
+    repository = Repository(journal, RunState)
+    streams: dict[str, None] = {}
+    for event in journal.iter_all(types=["ToolApproved", "ToolRejected"]):
+        streams.setdefault(event.stream_id, None)
+    ready = []
+    for stream_id in streams:
+        state = repository.load(stream_id)
+        decided = [
+            approval
+            for approval in state.approvals.values()
+            if approval["status"] != "pending" and state.calls[approval["call_id"]]["status"] != "observed"
+        ]
+        if decided and not state.finished:
+            ready.append(state.run_id)
+    return ready

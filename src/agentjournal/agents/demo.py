@@ -21,7 +21,7 @@ from rich.text import Text
 from agentjournal.agents.agent import Agent
 from agentjournal.agents.approvals import approve
 from agentjournal.agents.models.prices import Price
-from agentjournal.agents.models.scripted import ScriptedModel, call
+from agentjournal.agents.models.scripted import Reply, ScriptedModel, call
 from agentjournal.agents.policy import Policy, seed_policy_path
 from agentjournal.agents.runtime import Runtime
 from agentjournal.agents.state import RunState
@@ -65,7 +65,7 @@ def issue_refund(order_id: str, amount: float, idempotency_key: str = "") -> dic
     return {**refund, "amount": amount}
 
 
-REFUND_SCRIPT = [
+REFUND_SCRIPT: list[Reply] = [
     call("lookup_order", order_id="ORD-5521"),
     call("transfer_to_refund-agent", reason="User requesting refund on delivered order"),
     call("check_refund_policy", order_id="ORD-5521", reason="customer_request"),
@@ -149,7 +149,7 @@ OPS_PLAN = {
     ],
     "stopConditions": ["a ticket is open", "any step is denied twice"],
 }
-OPS_SCRIPT = [
+OPS_SCRIPT: list[Reply] = [
     {"json": OPS_PLAN},
     "12 orders are stuck in fulfilment. The cleanup query was blocked by policy (no destructive SQL); "
     "the logistics partner has been e-mailed (approved by a human) and ticket TCK-1042 tracks the incident.",
@@ -256,7 +256,8 @@ def run_demo(journal: Journal, console: Console) -> dict[str, Any]:
     approval = pending[0]["approval_id"]
     console.print(
         f"[yellow]⏸  run {ops_run.run_id} is {ops_run.status}[/yellow]: {pending[0]['tool']} to "
-        f"{pending[0]['arguments'].get('recipient')} waits for a human (approval {approval}); the process could exit here."
+        f"{pending[0]['arguments'].get('recipient')} waits for a human (approval {approval}); "
+        "the process could exit here."
     )
     approve(journal, approval, by="alice", reason="partner contact confirmed")
     console.print(f"[green]✔  alice approved {approval}[/green]; a worker resumes the run from the journal:")
@@ -268,7 +269,7 @@ def run_demo(journal: Journal, console: Console) -> dict[str, Any]:
     at = next(e.version for e in journal.read_stream(refund.stream_id) if e.data.get("tool") == "check_refund_policy")
     at += 2  # the policy's answer is in
     then = repository.load_at_version(refund.stream_id, at)
-    knew = [call for call in then.calls.values() if call["output"] and call["tool"] in ("lookup_order", "check_refund_policy")]
+    knew = [c for c in then.calls.values() if c["output"] and c["tool"] in ("lookup_order", "check_refund_policy")]
     console.print(
         f"[bold]State at version {at}[/bold] (step {then.step}): active agent {then.agent}; it knew "
         + "; ".join(f"{c['tool']} → {brief(c['output'], 60)}" for c in knew)
