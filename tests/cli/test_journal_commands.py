@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from typer.testing import Result
 
 from agentjournal import Journal, NewEvent
 from agentjournal.cli.app import app
+from agentjournal.cli.journal_commands import MIGRATED_COMPONENTS
 from agentjournal.quickstart import REFUND_CONVERSATION, STREAM_ID
 
 Invoke = Callable[..., Result]
@@ -60,21 +62,43 @@ def test_every_command_has_help_that_ends_with_an_example() -> None:
     assert not missing, f"commands without help text ending in 'Example: agentjournal …': {missing}"
 
 
-def test_migrate_check_lists_pending_then_migrate_applies_them(invoke: Invoke, sqlite_url: str) -> None:
-    checked = invoke(sqlite_url, "migrate", "--check")
+def test_migrate_check_lists_pending_then_migrate_applies_them(invoke: Invoke, sql_journal_url: str) -> None:
+    expected = [f"{component}/{name}" for component, name in _migration_files("sqlite")]
+    checked = invoke(sql_journal_url, "migrate", "--check")
     assert checked.exit_code == 1
-    assert "1 migration(s) pending" in checked.stdout
-    assert "journal/0001_journal" in checked.stdout
-    with sqlite3.connect(sqlite_url.removeprefix("sqlite:///")) as conn:  # --check changed nothing
-        assert conn.execute("SELECT count(*) FROM sqlite_master WHERE name = 'aj_events'").fetchone() == (0,)
+    assert f"{len(expected)} migration(s) pending" in checked.stdout
+    assert [line.strip() for line in checked.stdout.splitlines()[1:]] == expected
+    again = invoke(sql_journal_url, "migrate", "--check")  # --check changed nothing
+    assert again.stdout == checked.stdout
 
-    applied = invoke(sqlite_url, "migrate")
+    applied = invoke(sql_journal_url, "migrate")
     assert applied.exit_code == 0, applied.output
-    assert "applied journal/0001_journal" in applied.stdout
+    assert applied.stdout.splitlines() == [f"applied {name}" for name in expected]
 
-    again = invoke(sqlite_url, "migrate", "--check")
-    assert again.exit_code == 0
-    assert "up to date" in again.stdout
+    done = invoke(sql_journal_url, "migrate", "--check")
+    assert done.exit_code == 0
+    assert "the schema is up to date" in done.stdout
+    assert invoke(sql_journal_url, "migrate").stdout == done.stdout
+
+
+def _migration_files(dialect: str) -> list[tuple[str, str]]:
+    """(component, migration) of every migration file in the source tree, in apply order."""
+    found = []
+    for component, package in MIGRATED_COMPONENTS:
+        folder = resources.files(package) / "migrations" / dialect
+        names = sorted(entry.name for entry in folder.iterdir() if entry.name.endswith(".sql"))
+        found += [(component, name.removesuffix(".sql")) for name in names]
+    return found
+
+
+def test_every_package_with_migrations_is_a_migrated_component() -> None:
+    source = Path(str(resources.files("agentjournal")))
+    folders = {
+        ".".join(("agentjournal", *path.parent.relative_to(source).parts))
+        for path in source.rglob("migrations")
+        if path.is_dir()
+    }
+    assert folders == {package for _, package in MIGRATED_COMPONENTS}
 
 
 def test_streams_lists_streams_with_a_prefix(invoke: Invoke, sqlite_url: str) -> None:

@@ -83,20 +83,32 @@ def events_table(events: Sequence[RecordedEvent], title: str | None = None) -> T
     return table
 
 
+MIGRATED_COMPONENTS = (
+    ("journal", "agentjournal.journal.backends"),
+    ("snapshots", "agentjournal.model"),
+    ("projections", "agentjournal.projections"),
+    ("messaging", "agentjournal.messaging"),
+)
+"""Every component that keeps tables in the journal's database: (component, package with migrations/).
+
+Each applies its own migrations when first used; `agentjournal migrate` applies them all up front.
+"""
+
+
 @app.command()
 def migrate(
     check: Annotated[
         bool, typer.Option("--check", help="Change nothing; list pending migrations and exit 1 if there are any.")
     ] = False,
 ) -> None:
-    """Apply the journal's pending schema migrations (Journal.open does this too).
+    """Apply the pending schema migrations of the journal and of every component that keeps tables in its database.
 
     Example: agentjournal --db postgresql://app@db:5432/app migrate --check
     """
     # Connect without migrating (Journal.open would migrate, or refuse a behind schema), so the
     # pending migrations can be listed before, or instead of, applying them.
     with _connect(settings.db_url) as journal:
-        pending = journal.pending_migrations()
+        pending = [name for component in MIGRATED_COMPONENTS for name in journal.pending_migrations(*component)]
         if not pending:
             console.print(f"{journal.url}: the schema is up to date")
             return
@@ -105,8 +117,9 @@ def migrate(
             for name in pending:
                 console.print(f"  {name}")
             raise typer.Exit(1)
-        for name in journal.migrate():
-            console.print(f"applied {name}")
+        for component in MIGRATED_COMPONENTS:
+            for name in journal.migrate(*component):
+                console.print(f"applied {name}")
 
 
 @app.command()
