@@ -1,0 +1,347 @@
+"""The policy guard: seed 001's file verbatim, each of its rules, the general form, and refused files."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agentjournal.agents.policy import OPERATORS, Decision, Policy, PolicyError, RunMetrics, seed_policy_path
+from agentjournal.journal import Journal, NewEvent
+
+# Seed 001's policy, exactly as the article prints it.
+SEED_001 = """version: 1
+rules:
+  - name: deny_external_email_without_approval
+    when:
+      tool: send_email
+      input:
+        recipient_domain_not_in: ["yourcompany.com"]
+    action: require_human_approval
+  - name: deny_destructive_sql
+    when:
+      tool: query_sql
+      input:
+        sql_matches_regex: "(?i)\\\\b(delete|drop|truncate|alter)\\\\b"
+    action: deny
+  - name: cap_ticket_creation_rate
+    when:
+      tool: create_ticket
+      run_metrics:
+        tickets_created_gt: 3
+    action: deny
+"""
+
+
+@pytest.fixture(scope="module")
+def seed() -> Policy:
+    return Policy.load(seed_policy_path())
+
+
+def test_the_packaged_policy_is_the_seed_verbatim(seed: Policy) -> None:
+    text = seed_policy_path().read_text()
+    assert text == SEED_001
+    assert seed.version == hashlib.sha256(text.encode()).hexdigest()
+    assert [rule.name for rule in seed.rules] == [
+        "deny_external_email_without_approval",
+        "deny_destructive_sql",
+        "cap_ticket_creation_rate",
+    ]
+    assert seed.default_action == "allow"
+    assert Policy.from_yaml(SEED_001).version == seed.version
+
+
+# ----- deny_destructive_sql ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "DROP TABLE customers",
+        "delete from orders where id = 1",
+        "TRUNCATE audit_log",
+        "alter table users add column x int",
+        "select 1; Drop table t",
+    ],
+)
+def test_destructive_sql_is_denied(seed: Policy, sql: str) -> None:
+    decision = seed.evaluate("query_sql", {"sql": sql}, RunMetrics())
+    assert (decision.action, decision.rule) == ("deny", "deny_destructive_sql")
+    assert "sql" in decision.reason
+
+
+@pytest.mark.parametrize(
+    "sql",
+    ["select * from deleted_orders", "select dropdown_label from ui", "select count(*) from alterations", "select 1"],
+)
+def test_sql_that_only_contains_the_words_inside_names_is_allowed(seed: Policy, sql: str) -> None:
+    assert seed.evaluate("query_sql", {"sql": sql}, RunMetrics()) == Decision(
+        "allow", None, "no rule matched query_sql; the default action is allow"
+    )
+
+
+def test_the_sql_rule_only_judges_query_sql(seed: Policy) -> None:
+    assert seed.evaluate("search_docs", {"sql": "drop table x"}, RunMetrics()).action == "allow"
+
+
+# ----- deny_external_email_without_approval -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        {"to": "customer@gmail.com"},
+        {"recipient": "partner@othercorp.com"},
+        {"to": ["alice@yourcompany.com", "leak@evil.io"]},
+        {"to": "alice@yourcompany.com, leak@evil.io"},
+        {"to": "alice@yourcompany.com", "cc": "leak@evil.io"},
+        {"to": "alice@yourcompany.com", "bcc": ["leak@evil.io"]},
+        {"to": "spoof@yourcompany.com.evil.io"},
+        {"to": "lookalike@notyourcompany.com"},
+        {"to": "no-domain-at-all"},
+        {"to": "Eve <eve@evil.io>"},
+    ],
+)
+def test_email_outside_the_company_needs_approval(seed: Policy, arguments: dict[str, Any]) -> None:
+    decision = seed.evaluate("send_email", {"subject": "hi", **arguments}, RunMetrics())
+    assert (decision.action, decision.rule) == ("require_human_approval", "deny_external_email_without_approval")
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        {"to": "alice@yourcompany.com"},
+        {"to": "Alice@YourCompany.COM"},
+        {"to": ["alice@yourcompany.com", "bob@eu.yourcompany.com"]},
+        {"recipient": "Alice <alice@yourcompany.com>"},
+        {"subject": "no recipient at all"},
+    ],
+)
+def test_email_inside_the_company_is_allowed(seed: Policy, arguments: dict[str, Any]) -> None:
+    assert seed.evaluate("send_email", arguments, RunMetrics()).action == "allow"
+
+
+# ----- cap_ticket_creation_rate -----------------------------------------------------------------
+
+
+def run_with_tickets(journal: Journal, run: str, count: int) -> RunMetrics:
+    events = [NewEvent("RunStarted", {"agent": "support"})]
+    for index in range(count):
+        events.append(NewEvent("ToolProposed", {"tool": "create_ticket", "arguments": {"title": f"t{index}"}}))
+        events.append(NewEvent("PolicyEvaluated", {"tool": "create_ticket", "rule": None, "action": "allow"}))
+        events.append(NewEvent("ToolExecuted", {"tool": "create_ticket", "output": {"id": index}}))
+    journal.append(run, events)
+    return RunMetrics.from_events(journal.read_stream(run))
+
+
+def test_ticket_creation_is_capped_by_the_runs_own_events(seed: Policy, sqlite_or_postgres_url: str) -> None:
+    with Journal.open(sqlite_or_postgres_url) as journal:
+        for created, expected in [(0, "allow"), (3, "allow"), (4, "deny"), (7, "deny")]:
+            metrics = run_with_tickets(journal, f"run-{created}", created)
+            assert metrics.tickets_created == created
+            decision = seed.evaluate("create_ticket", {"title": "another"}, metrics)
+            assert decision.action == expected, (created, decision)
+        assert (
+            seed.evaluate("create_ticket", {}, run_with_tickets(journal, "run-x", 4)).rule == "cap_ticket_creation_rate"
+        )
+
+
+def test_run_metrics_fold_every_counted_event() -> None:
+    metrics = RunMetrics()
+    for event_type, data in [
+        ("ToolExecuted", {"tool": "search_docs", "cost_usd": 0.01}),
+        ("ToolExecuted", {"tool": "search_docs"}),
+        ("ToolFailed", {"tool": "query_sql", "error_type": "timeout"}),
+        ("PolicyEvaluated", {"action": "deny"}),
+        ("PolicyEvaluated", {"action": "require_human_approval"}),
+        ("ToolApproved", {"approval_id": "a"}),
+        ("ModelCalled", {"cost_usd": 0.25, "input_tokens": 100, "output_tokens": 20}),
+        ("ResponseDrafted", {"text": "ignored"}),
+    ]:
+        metrics.apply(event_type, data)
+    assert metrics.get("tool_calls") == 2 and metrics.get("calls_search_docs") == 2 and metrics.get("calls_x") == 0
+    assert metrics.get("tool_failures") == 1 and metrics.get("denials") == 1
+    assert metrics.get("approvals_required") == 1 and metrics.get("approvals") == 1
+    assert metrics.get("cost_usd") == pytest.approx(0.26) and metrics.get("tokens") == 120
+    with pytest.raises(KeyError, match="unknown run metric 'karma'"):
+        metrics.get("karma")
+
+
+# ----- the general form ------------------------------------------------------------------------
+
+
+def one_rule(when: str, action: str = "deny", extra: str = "") -> Policy:
+    return Policy.from_yaml(f"version: 1\n{extra}rules:\n  - name: r\n    when:\n{when}\n    action: {action}\n")
+
+
+@pytest.mark.parametrize(
+    ("condition", "arguments", "matches"),
+    [
+        ("mode_equals: fast", {"mode": "fast"}, True),
+        ("mode: fast", {"mode": "slow"}, False),
+        ("mode_not_equals: fast", {"mode": "slow"}, True),
+        ("region_in: [eu, us]", {"region": "eu"}, True),
+        ("region_in: [eu, us]", {"region": "apac"}, False),
+        ("region_not_in: [eu, us]", {"region": "apac"}, True),
+        ("path_matches_regex: '^/etc/'", {"path": "/etc/passwd"}, True),
+        ("path_matches_regex: '^/etc/'", {"path": "/home/etc/x"}, False),
+        ("url_domain_in: [example.com]", {"url": "api.example.com"}, True),
+        ("url_domain_not_in: [example.com]", {"url": "example.org"}, True),
+        ("amount_gt: 100", {"amount": 100}, False),
+        ("amount_gte: 100", {"amount": 100}, True),
+        ("amount_lt: 100", {"amount": 99.5}, True),
+        ("amount_lte: 100", {"amount": 101}, False),
+        ("amount_gt: 100", {"amount": "1000"}, False),  # text is not a number
+        ("amount_gt: 100", {"other": 1000}, False),  # a missing field never matches
+        ("amount: {gt: 10, lte: 20}", {"amount": 15}, True),
+        ("amount: {gt: 10, lte: 20}", {"amount": 25}, False),
+        ("sql: {matches_regex: '(?i)drop'}", {"sql": "DROP x"}, True),
+    ],
+)
+def test_input_operators(condition: str, arguments: dict[str, Any], matches: bool) -> None:
+    policy = one_rule(f"      input:\n        {condition}")
+    assert policy.evaluate("any_tool", arguments, RunMetrics()).action == ("deny" if matches else "allow")
+
+
+def test_every_operator_is_covered_by_the_table() -> None:
+    source = Path(__file__).read_text()
+    assert all(re.search(rf"_{name}: |{{{name}: ", source) for name in OPERATORS), "an operator has no test row"
+
+
+def test_a_rule_matches_a_list_of_tools_and_every_condition_must_hold() -> None:
+    when = "      tool: [refund, charge]\n      input:\n        amount_gt: 500\n"
+    policy = one_rule(when + "      run_metrics:\n        calls_refund_gte: 1")
+    busy = RunMetrics(calls_by_tool={"refund": 1})
+    assert policy.evaluate("refund", {"amount": 600}, busy).action == "deny"
+    assert policy.evaluate("charge", {"amount": 600}, busy).action == "deny"
+    assert policy.evaluate("refund", {"amount": 600}, RunMetrics()).action == "allow"
+    assert policy.evaluate("refund", {"amount": 10}, busy).action == "allow"
+    assert policy.evaluate("lookup", {"amount": 600}, busy).action == "allow"
+
+
+def test_deny_beats_approval_beats_allow_whatever_the_order() -> None:
+    rules = {
+        "allow": "  - name: ok\n    action: allow\n",
+        "require_human_approval": "  - name: ask\n    action: require_human_approval\n",
+        "deny": "  - name: refuse\n    when:\n      tool: wipe\n    action: deny\n",
+    }
+    for order in (["allow", "require_human_approval", "deny"], ["deny", "require_human_approval", "allow"]):
+        policy = Policy.from_yaml("version: 1\nrules:\n" + "".join(rules[name] for name in order))
+        decision = policy.evaluate("wipe", {}, RunMetrics())
+        assert (decision.action, decision.rule) == ("deny", "refuse")
+        assert set(decision.matched_rules) == {"ok", "ask", "refuse"}
+        assert policy.evaluate("read", {}, RunMetrics()).action == "require_human_approval"
+
+
+def test_the_default_action_is_configurable() -> None:
+    policy = one_rule("      tool: search_docs", action="allow", extra="default_action: deny\n")
+    assert policy.default_action == "deny"
+    assert policy.evaluate("search_docs", {}, RunMetrics()).action == "allow"
+    decision = policy.evaluate("send_email", {}, RunMetrics())
+    assert (decision.action, decision.rule) == ("deny", None)
+    assert "default action is deny" in decision.reason
+
+
+def test_a_rule_reason_is_shown_with_the_decision() -> None:
+    policy = Policy.from_yaml(
+        "version: 1\nrules:\n  - name: r\n    action: deny\n    reason: Nothing runs on Fridays\n"
+    )
+    assert policy.evaluate("x", {}).reason == "Nothing runs on Fridays"
+
+
+# ----- malformed files are refused with file, line and problem ----------------------------------
+
+HEAD = "version: 1\nrules:\n  - name: a\n"
+INPUT = HEAD + "    when:\n      input:\n"
+METRICS = HEAD + "    when:\n      run_metrics:\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "problem"),
+    [
+        ("version: 1\nrules:\n  - name: a\n    action: deny\n   bad: [\n", 5, "not valid YAML"),
+        (
+            INPUT + "        x: {matches_regexp: a}\n    action: deny\n",
+            6,
+            "unknown operator 'matches_regexp' (did you mean 'matches_regex'?)",
+        ),
+        (
+            INPUT + "        sql_matches_regexp: a\n    action: deny\n",
+            6,
+            "unknown operator",
+        ),
+        (
+            METRICS + "        tickets_created_gtt: 3\n    action: deny\n",
+            6,
+            "unknown operator",
+        ),
+        (
+            INPUT + "        sql_matches_regex: '(unclosed'\n    action: deny\n",
+            6,
+            "bad regular expression '(unclosed'",
+        ),
+        ("version: 1\nrules:\n  - name: a\n    action: block\n", 4, "unknown action 'block'"),
+        ("version: 1\nrules:\n  - name: a\n    action: deny\n  - action: deny\n", 5, "rule 2 has no `name:`"),
+        ("version: 1\nrules:\n  - name: a\n    action: deny\n  - name: a\n    action: allow\n", 5, "used twice"),
+        ("version: 1\nrules:\n  - name: a\n", 3, "has no `action:`"),
+        (
+            "version: 1\nrules:\n  - name: a\n    whenn: {}\n    action: deny\n",
+            4,
+            "unknown key 'whenn' (did you mean 'when'?)",
+        ),
+        (
+            METRICS + "        karma_gt: 3\n    action: deny\n",
+            6,
+            "unknown run metric",
+        ),
+        (
+            INPUT + "        to_domain_in: [not a domain]\n    action: deny\n",
+            6,
+            "not a list of domains",
+        ),
+        (
+            INPUT + "        n_gt: many\n    action: deny\n",
+            6,
+            "expects a number",
+        ),
+        (
+            INPUT + "        n_in: 3\n    action: deny\n",
+            6,
+            "non-empty list",
+        ),
+        ("version: 2\nrules: []\n", 1, "unsupported policy version 2"),
+        ("rules: []\n", 1, "missing `version:`"),
+        ("version: 1\n", 1, "missing `rules:`"),
+        ("version: 1\nrules: {a: 1}\n", 2, "must be a list"),
+        ("version: 1\ndefault_action: maybe\nrules: []\n", 2, "unknown action 'maybe'"),
+        ("version: 1\nrules:\n  - name: a\n    when:\n      tool: []\n    action: deny\n", 5, "empty list"),
+        ("version: 1\nrules:\n  - name: a\n    action: deny\n    action: allow\n", 5, "appears twice"),
+        ("- just\n- a list\n", 1, "must be a mapping"),
+    ],
+)
+def test_a_malformed_policy_is_refused_with_its_line(text: str, line: int, problem: str, tmp_path: Path) -> None:
+    path = tmp_path / "broken.yaml"
+    path.write_text(text)
+    with pytest.raises(PolicyError) as caught:
+        Policy.load(path)
+    error = caught.value
+    assert (error.source, error.line) == (str(path), line), str(error)
+    assert problem in error.problem
+    assert str(error).startswith(f"{path}, line {line}: ")
+
+
+def test_an_empty_or_missing_file_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "empty.yaml").write_text("")
+    with pytest.raises(PolicyError, match="empty"):
+        Policy.load(tmp_path / "empty.yaml")
+    with pytest.raises(PolicyError, match="cannot read the policy file"):
+        Policy.load(tmp_path / "absent.yaml")
+
+
+def test_an_empty_rule_list_allows_everything() -> None:
+    policy = Policy.from_yaml("version: 1\nrules: []\n")
+    assert policy.evaluate("anything", {}, RunMetrics()).action == "allow"
+    assert Policy.allow_all().evaluate("anything", {}).action == "allow"
