@@ -220,6 +220,25 @@ class WriteConformance(ConformanceBase):
             journal.append("s", [NewEvent("Noted")])
         _assert_nothing_stored(journal)
 
+    def test_stream_ids_are_compared_exactly(self, journal: Journal) -> None:
+        """Case, trailing spaces and Unicode normalization forms all make different streams."""
+        names = ["run-1", "Run-1", "run-1 ", " run-1", "caf\u00e9", "cafe\u0301", "🎉" * 200]
+        for name in names:
+            journal.append(name, [NewEvent("Noted", {"name": name})], expected_version=0)
+        for name in names:
+            assert journal.stream_version(name) == 1
+            assert [event.data["name"] for event in journal.read_stream(name)] == [name]
+        assert [info.stream_id for info in journal.streams()] == sorted(names)
+        assert [info.stream_id for info in journal.streams("run-1")] == ["run-1", "run-1 "]
+
+    def test_a_batch_larger_than_a_server_packet_is_stored_whole(self, journal: Journal) -> None:
+        """18 events of about 1 MB each: more than MySQL's default 16 MiB max_allowed_packet."""
+        batch = [NewEvent("Big", {"n": n, "text": "x" * 1_000_000}) for n in range(18)]
+        result = journal.append("big", batch, expected_version=0)
+        assert result.last_version == 18
+        assert [event.data["n"] for event in journal.read_stream("big", 17)] == [16, 17]
+        assert journal.verify("big").ok
+
     @pytest.mark.parametrize(
         ("event", "message"),
         [

@@ -1,0 +1,12 @@
+"""Helpers for the tests that need a server to be absent."""
+
+from __future__ import annotations
+
+import socket
+
+
+def closed_port() -> int:
+    """A local TCP port with nothing listening on it."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])

@@ -1,0 +1,30 @@
+"""The conformance suite on MariaDB/MySQL (a fresh database per test), and its own errors."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from agentjournal import Journal, JournalConnectionError
+
+from .conformance import JournalConformance
+from .servers import closed_port
+
+
+class TestMySQLJournal(JournalConformance):
+    hypothesis_examples = 8
+    appends_per_writer = 10
+
+    @pytest.fixture
+    def journal_url(self, mysql_url: str) -> str:
+        return mysql_url
+
+
+@pytest.mark.parametrize("scheme", ["mysql", "mariadb"])
+def test_an_unreachable_server_names_host_and_port(scheme: str) -> None:
+    port = closed_port()
+    started = time.monotonic()
+    with pytest.raises(JournalConnectionError, match=f"MySQL/MariaDB at 127.0.0.1:{port}"):
+        Journal.open(f"{scheme}://root@127.0.0.1:{port}/test")
+    assert time.monotonic() - started < 10
