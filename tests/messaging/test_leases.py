@@ -35,7 +35,7 @@ def test_expired_lease_is_taken_over_with_a_higher_token_and_the_old_owner_is_fe
     time.sleep(0.45)
     new = leases.acquire("projection:runs", "node-b")
     assert new is not None and new.token == old.token + 1
-    with pytest.raises(LeaseLostError, match="node-a lost token 1 .now token 2 of node-b"):
+    with pytest.raises(LeaseLostError, match=r"node-a lost token 1 \(now token 2 of node-b\)"):
         leases.renew(old)
     journal.migrate(component="projections", package="agentjournal.projections")
     # A fenced write by the old owner rolls back entirely.
