@@ -187,6 +187,13 @@ def test_verify_ok_and_tampered(invoke: Invoke, sqlite_url: str) -> None:
     assert broken.exit_code == 1
     assert "stream 'run-2' version 3 (position 7)" in broken.stderr
     assert "Traceback" not in broken.output
+    assert invoke(sqlite_url, "verify", "--stream", "run-2").exit_code == 1
+    other = invoke(sqlite_url, "verify", "--stream", "run-1")
+    assert other.exit_code == 0
+    assert "ok: 4 event(s) in 1 stream(s)" in other.stdout
+    unknown = invoke(sqlite_url, "verify", "--stream", "run-9")
+    assert unknown.exit_code == 1
+    assert unknown.stderr.strip() == "error: stream 'run-9' does not exist"
 
 
 def test_export_writes_json_lines_in_position_order(invoke: Invoke, sqlite_url: str, tmp_path: Path) -> None:

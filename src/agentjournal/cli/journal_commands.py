@@ -19,7 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from agentjournal.cli.app import app, console, errors, open_journal, settings
-from agentjournal.journal import InvalidEventError, Journal, RecordedEvent, StreamNotFoundError
+from agentjournal.journal import InvalidEventError, RecordedEvent, StreamNotFoundError
 from agentjournal.journal.urls import _connect
 from agentjournal.quickstart import write_refund_conversation
 
@@ -207,6 +207,8 @@ def verify(
     Example: agentjournal --db sqlite:///runs.db verify
     """
     journal = open_journal()
+    if stream is not None and journal.stream_version(stream) == 0:
+        raise StreamNotFoundError(f"stream {stream!r} does not exist")
     with _progress() as progress:
         task = progress.add_task("verifying", total=journal.head_position() if stream is None else None)
         report = journal.verify(stream, progress=lambda checked: progress.update(task, completed=checked))
@@ -292,7 +294,7 @@ def quickstart() -> None:
 
     Example: agentjournal --db sqlite:///quickstart.db quickstart
     """
-    journal: Journal = open_journal()
+    journal = open_journal()
     stored = write_refund_conversation(journal)
     console.print(events_table(stored, title=f"{stored[0].stream_id}: a refund handled by two agents"))
     report = journal.verify(stored[0].stream_id)
