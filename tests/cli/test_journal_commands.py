@@ -329,22 +329,26 @@ def test_the_default_journal_is_a_sqlite_file_in_the_working_folder(
     assert "ok: 0 event(s)" in result.stdout
 
 
-@pytest.mark.postgres
-def test_export_from_sqlite_import_into_postgres_verifies(
-    invoke: Invoke, sqlite_url: str, postgres_url: str, tmp_path: Path
+@pytest.mark.parametrize("target", ["postgres_url", "mysql_url"])
+def test_export_from_sqlite_import_into_a_server_verifies(
+    invoke: Invoke, sqlite_url: str, target: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
+    server_url = str(request.getfixturevalue(target))
     expected = _fill(sqlite_url)
     assert invoke(sqlite_url, "quickstart").exit_code == 0
     dump = tmp_path / "dump.jsonl"
     assert invoke(sqlite_url, "export", "-o", str(dump)).exit_code == 0
 
-    imported = invoke(postgres_url, "import", str(dump))
+    imported = invoke(server_url, "import", str(dump))
     assert imported.exit_code == 0, imported.output
-    verified = invoke(postgres_url, "verify")
+    verified = invoke(server_url, "verify")
     assert verified.exit_code == 0, verified.output
     assert "ok: 19 event(s) in 5 stream(s)" in verified.stdout
-    with Journal.open(postgres_url) as moved:
+    with Journal.open(server_url) as moved:
         assert [event.to_dict() for event in moved.iter_all()][:13] == expected
         assert [event.hash for event in moved.read_stream(STREAM_ID)] == [
             orjson.loads(line)["hash"] for line in dump.read_bytes().splitlines()[13:]
         ]
+    # and back: the server's export is the same journal, line for line
+    again = invoke(server_url, "export")
+    assert again.stdout.encode().splitlines() == dump.read_bytes().splitlines()
