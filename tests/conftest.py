@@ -17,6 +17,15 @@ from agentjournal.testing import databases
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
+@pytest.fixture(autouse=True)
+def _no_real_model_requests() -> Iterator[None]:
+    """Any request to a real LLM provider fails inside the test suite (the scripted model is offline)."""
+    from agentjournal.agents.models.base import real_requests
+
+    with real_requests(False):
+        yield
+
+
 def _require(name: str, url: str) -> None:
     reason = databases.unreachable(name, url)
     if reason is None:
