@@ -1,5 +1,62 @@
 """Forensics: explainers, timelines, invariants and bisect, lineage, what-if replay, audit export."""
 
+from agentjournal.forensics.audit import AuditReport, StreamStatus, audit
+from agentjournal.forensics.bisect import BisectResult, Transition, bisect, bisect_journal, bisect_stream
 from agentjournal.forensics.explainers import Explainers, Explanation, default_explanation, explainers, humanize
+from agentjournal.forensics.invariants import (
+    HOLDS,
+    Errored,
+    Fails,
+    FunctionInvariant,
+    Holds,
+    Invariant,
+    InvariantError,
+    Invariants,
+    invariant,
+    invariants,
+)
+from agentjournal.forensics.lineage import Chain, EffectNode, causes, correlated, effects
+from agentjournal.forensics.regrade import RegradeReport, RunGrade, regrade
+from agentjournal.forensics.timeline import TimelineEntry, explain_all, render_html, render_markdown, timeline
+from agentjournal.forensics.what_if import WhatIfResult, what_if
 
-__all__ = ["Explainers", "Explanation", "default_explanation", "explainers", "humanize"]
+__all__ = [
+    "HOLDS",
+    "AuditReport",
+    "BisectResult",
+    "Chain",
+    "EffectNode",
+    "Errored",
+    "Explainers",
+    "Explanation",
+    "Fails",
+    "FunctionInvariant",
+    "Holds",
+    "Invariant",
+    "InvariantError",
+    "Invariants",
+    "RegradeReport",
+    "RunGrade",
+    "StreamStatus",
+    "TimelineEntry",
+    "Transition",
+    "WhatIfResult",
+    "audit",
+    "bisect",
+    "bisect_journal",
+    "bisect_stream",
+    "causes",
+    "correlated",
+    "default_explanation",
+    "effects",
+    "explain_all",
+    "explainers",
+    "humanize",
+    "invariant",
+    "invariants",
+    "regrade",
+    "render_html",
+    "render_markdown",
+    "timeline",
+    "what_if",
+]

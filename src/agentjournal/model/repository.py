@@ -45,12 +45,12 @@ class Repository(Generic[A]):
 
     def load(self, stream_id: str) -> A:
         """The aggregate at the stream's current version."""
-        current = self._require(stream_id)
+        current = self.current_version(stream_id)
         return self._fold_to(stream_id, current)
 
     def load_at_version(self, stream_id: str, version: int) -> A:
         """The aggregate as it was right after event `version` (1-based)."""
-        current = self._require(stream_id)
+        current = self.current_version(stream_id)
         if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= current:
             raise VersionOutOfRangeError(stream_id, version, current)
         return self._fold_to(stream_id, version)
@@ -59,21 +59,26 @@ class Repository(Generic[A]):
         """The aggregate as it was at `moment`: after the last event recorded at or before it."""
         return self.load_at_version(stream_id, version_at_time(self.journal, stream_id, moment))
 
-    def _require(self, stream_id: str) -> int:
+    def current_version(self, stream_id: str) -> int:
+        """The stream's version; StreamNotFoundError when it has no events."""
         current = self.journal.stream_version(stream_id)
         if current == 0:
             raise StreamNotFoundError(f"no stream {stream_id!r} in {self.journal.url}")
         return current
 
-    def _fold_to(self, stream_id: str, version: int) -> A:
+    def load_snapshot(self, stream_id: str, at_most: int) -> A:
+        """The aggregate restored from the newest usable snapshot at or below `at_most`, without
+        folding further (a fresh aggregate at version 0 when there is none)."""
         aggregate = self.aggregate_type(stream_id)
-        start = 1
-        snapshot = self._usable_snapshot(stream_id, version)
+        snapshot = self._usable_snapshot(stream_id, at_most)
         if snapshot is not None:
             aggregate.restore_state(snapshot.state)
             aggregate.version = snapshot.version
-            start = snapshot.version + 1
-        taken = self._fold(aggregate, read_versions(self.journal, stream_id, start, version))
+        return aggregate
+
+    def _fold_to(self, stream_id: str, version: int) -> A:
+        aggregate = self.load_snapshot(stream_id, version)
+        taken = self._fold(aggregate, read_versions(self.journal, stream_id, aggregate.version + 1, version))
         if self._store is not None:
             self._store.save(taken)
         return aggregate

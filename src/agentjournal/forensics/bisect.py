@@ -1,0 +1,421 @@
+"""Bisect: the first event after which an invariant fails, over one stream or the whole journal.
+
+Binary search needs the state at arbitrary points, each rebuilt cheaply. `Replay` folds
+forward from the nearest known state (the last probe, an in-memory checkpoint taken every
+few thousand events while folding, or, for a stream, a stored snapshot), reading the
+journal in big pages and only the event types the fold needs. So a search reads each event
+about once and evaluates the invariant O(log n) times.
+"""
+
+from __future__ import annotations
+
+import bisect as bisect_module
+import math
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Generic, Literal, TypeVar
+
+from agentjournal.forensics.explainers import Explainers, Explanation, explainers
+from agentjournal.forensics.invariants import Errored, Holds, Invariant, InvariantError, Outcome
+from agentjournal.forensics.lineage import Chain, causes
+from agentjournal.journal import InvalidEventError, Journal, RecordedEvent
+from agentjournal.model import Aggregate, Repository, VersionOutOfRangeError, aggregate_types
+
+S = TypeVar("S")
+
+JOURNAL_PAGE = 10_000
+"""Events per read while folding across the journal."""
+STREAM_PAGE = 5_000
+
+Progress = Callable[[int, int], None]
+"""Called with (steps done, steps expected) as a search advances."""
+
+
+@dataclass(frozen=True)
+class Transition:
+    """The outcome changed at this event (exhaustive mode)."""
+
+    at: int
+    event: RecordedEvent
+    before: Outcome
+    after: Outcome
+
+
+@dataclass
+class BisectResult:
+    """Where an invariant started to fail. `at` is a version (over a stream) or a position (over the journal)."""
+
+    invariant: str
+    over: Literal["stream", "journal"]
+    stream_id: str | None
+    start: int
+    end: int
+    evaluations: int
+    culprit: RecordedEvent | None = None
+    outcome: Outcome | None = None
+    explanation: Explanation | None = None
+    last_held: int | None = None
+    lineage: Chain | None = None
+    confirmed: bool = False
+    transitions: list[Transition] = field(default_factory=list)
+    errors: list[tuple[int, str]] = field(default_factory=list)
+
+    @property
+    def holds(self) -> bool:
+        """True when the invariant held on every state of the range."""
+        return self.culprit is None
+
+    @property
+    def unit(self) -> str:
+        return "version" if self.over == "stream" else "position"
+
+
+class Replay(Generic[S]):
+    """The state after any key (version or position) of a range, folded forward from the nearest known state."""
+
+    def __init__(
+        self,
+        *,
+        start: int,
+        end: int,
+        initial: Callable[[], S],
+        fold: Callable[[S, RecordedEvent], S],
+        copy: Callable[[S], S],
+        read: Callable[[int, int], list[RecordedEvent]],
+        key: Callable[[RecordedEvent], int],
+        checkpoint_every: int,
+        stored: Callable[[int], tuple[int, S] | None] | None = None,
+    ) -> None:
+        self._fold, self._copy, self._read, self._key = fold, copy, read, key
+        self._end = end
+        self._every = checkpoint_every
+        self._stored = stored
+        self._checkpoint_keys: list[int] = [start]
+        self._checkpoints: dict[int, S] = {start: initial()}
+        self._reset(start, copy(self._checkpoints[start]))
+
+    def _reset(self, key: int, state: S) -> None:
+        self.key, self.state = key, state
+        self._buffer: deque[RecordedEvent] = deque()
+        self._read_upto = key
+        self._exhausted = False
+        self._since_checkpoint = 0
+
+    def state_at(self, target: int) -> S:
+        """The state after every event with key <= target (the state is shared: do not mutate it)."""
+        self._start_near(target)
+        while True:
+            while self._buffer and self._key(self._buffer[0]) <= target:
+                event = self._buffer.popleft()
+                self.state = self._fold(self.state, event)
+                self._since_checkpoint += 1
+                if self._since_checkpoint >= self._every:
+                    self._checkpoint(self._key(event))
+            if self._buffer or self._exhausted or self._read_upto >= min(target, self._end):
+                break
+            page = [event for event in self._read(self._read_upto, target) if self._key(event) <= self._end]
+            if not page:
+                self._exhausted = True
+                break
+            self._buffer.extend(page)
+            self._read_upto = self._key(page[-1])
+        self.key = target
+        return self.state
+
+    def _start_near(self, target: int) -> None:
+        """Move to the best known state at or below `target`: the current one, a checkpoint, or a stored snapshot."""
+        best = self._checkpoint_keys[bisect_module.bisect_right(self._checkpoint_keys, target) - 1]
+        known = max(best, self.key) if self.key <= target else best
+        if self._stored is not None and target - known > self._every:
+            stored = self._stored(target)
+            if stored is not None and stored[0] > known:
+                self._reset(*stored)
+                return
+        if known != self.key or self.key > target:
+            self._reset(best, self._copy(self._checkpoints[best]))
+
+    def steps(self) -> Iterator[tuple[int, RecordedEvent, S]]:
+        """Fold every remaining event of the range, yielding (key, event, state) after each."""
+        while True:
+            while self._buffer:
+                event = self._buffer.popleft()
+                self.state = self._fold(self.state, event)
+                self.key = self._key(event)
+                yield self.key, event, self.state
+            if self._exhausted or self._read_upto >= self._end:
+                return
+            page = [event for event in self._read(self._read_upto, self._end) if self._key(event) <= self._end]
+            if not page:
+                return
+            self._buffer.extend(page)
+            self._read_upto = self._key(page[-1])
+
+    def _checkpoint(self, key: int) -> None:
+        self._since_checkpoint = 0
+        if key not in self._checkpoints:
+            bisect_module.insort(self._checkpoint_keys, key)
+            self._checkpoints[key] = self._copy(self.state)
+
+
+class _Search:
+    """The probing logic shared by stream and journal bisects."""
+
+    def __init__(self, invariant: Invariant[Any], replay: Replay[Any], progress: Progress | None, expected: int):
+        self.invariant = invariant
+        self.replay = replay
+        self.progress = progress
+        self.expected = expected
+        self.outcomes: dict[int, Outcome] = {}
+        self.errors: list[tuple[int, str]] = []
+
+    def evaluate(self, key: int) -> Outcome:
+        if key not in self.outcomes:
+            outcome = self.invariant.check(self.replay.state_at(key))
+            self.outcomes[key] = outcome
+            if isinstance(outcome, Errored):
+                self.errors.append((key, outcome.message))
+            if self.progress:
+                self.progress(len(self.outcomes), self.expected)
+        return self.outcomes[key]
+
+    def first_failure(self, start: int, end: int, *, probe_start: bool, end_first: bool) -> tuple[int, int] | None:
+        """(last key that held, first key that does not), or None when the end holds.
+
+        An error counts as "does not hold" for the direction of the search; it is also listed.
+        `end_first` checks the end before searching (one evaluation when the rule holds); without
+        it the end is checked last, so a journal is only read as far as the culprit needs.
+        """
+        if end_first and isinstance(self.evaluate(end), Holds):
+            return None
+        low, high = start, end
+        while high - low > 1:
+            middle = (low + high) // 2
+            if isinstance(self.evaluate(middle), Holds):
+                low = middle
+            else:
+                high = middle
+        if isinstance(self.evaluate(high), Holds):
+            return None
+        if probe_start or low != start:
+            self.evaluate(low)  # the confirmation: the state right before the culprit must hold
+        return low, high
+
+
+def _expected_probes(size: int) -> int:
+    return max(1, math.ceil(math.log2(max(size, 1)))) + 2
+
+
+def bisect_stream(
+    journal: Journal,
+    invariant: Invariant[Any],
+    stream_id: str,
+    *,
+    aggregate: type[Aggregate] | None = None,
+    from_version: int = 1,
+    to_version: int | None = None,
+    exhaustive: bool = False,
+    explain: Explainers = explainers,
+    progress: Progress | None = None,
+) -> BisectResult:
+    """The first version of `stream_id` after which `invariant` fails on the folded aggregate."""
+    kind = aggregate or invariant.aggregate or aggregate_types.for_stream(stream_id)
+    repository = Repository(journal, kind)
+    current = repository.current_version(stream_id)
+    end = current if to_version is None else to_version
+    for version in (from_version, end):
+        if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= current:
+            raise VersionOutOfRangeError(stream_id, version, current)
+    if from_version > end:
+        raise InvalidEventError(f"stream {stream_id!r}: from_version {from_version} is after to_version {end}")
+    start = from_version - 1
+
+    def copy(state: Aggregate) -> Aggregate:
+        twin = kind(stream_id)
+        twin.restore_state(state.snapshot_state())
+        twin.version = state.version
+        return twin
+
+    def fold(state: Aggregate, event: RecordedEvent) -> Aggregate:
+        state.apply(event)
+        return state
+
+    def stored(target: int) -> tuple[int, Aggregate] | None:
+        if not repository.snapshot_every:
+            return None
+        loaded = repository.load_snapshot(stream_id, target)
+        return (loaded.version, loaded) if loaded.version > start else None
+
+    replay: Replay[Aggregate] = Replay(
+        start=start,
+        end=end,
+        initial=lambda: repository.load_at_version(stream_id, start) if start else kind(stream_id),
+        fold=fold,
+        copy=copy,
+        read=lambda after, upto: journal.read_stream(stream_id, after + 1, min(upto, after + STREAM_PAGE)),
+        key=lambda event: event.version,
+        checkpoint_every=max(64, min(repository.snapshot_every or 1024, 1024)),
+        stored=stored,
+    )
+    result = BisectResult(invariant.name, "stream", stream_id, start, end, 0)
+    event_at = lambda version: journal.read_stream(stream_id, version, version)[0]  # noqa: E731
+    _run(
+        result,
+        invariant,
+        replay,
+        event_at,
+        exhaustive=exhaustive,
+        probe_start=start > 0,
+        progress=progress,
+        end_first=True,
+    )
+    return _finish(result, journal, explain)
+
+
+def bisect_journal(
+    journal: Journal,
+    invariant: Invariant[Any],
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    exhaustive: bool = False,
+    explain: Explainers = explainers,
+    progress: Progress | None = None,
+) -> BisectResult:
+    """The first global position after which `invariant`'s journal-wide fold fails.
+
+    The fold starts from `invariant.initial()` at `since` (events before `since` are not folded).
+    """
+    start, end = position_range(journal, since, until)
+    invariant.initial()  # fails early and clearly when the invariant has no journal-wide fold
+    types = invariant.types
+
+    def read(after: int, upto: int) -> list[RecordedEvent]:
+        # Positions are gapless, so (after, upto] holds at most upto - after events of any type.
+        return journal.read_all(after, min(JOURNAL_PAGE, max(upto - after, 1)), types=types)
+
+    replay: Replay[Any] = Replay(
+        start=start,
+        end=end,
+        initial=invariant.initial,
+        fold=invariant.fold,
+        copy=invariant.copy,
+        read=read,
+        key=lambda event: event.position,
+        checkpoint_every=max(256, (end - start) // 512),
+    )
+    result = BisectResult(invariant.name, "journal", None, start, end, 0)
+    event_at = lambda position: journal.read_all(position - 1, 1)[0]  # noqa: E731
+    _run(result, invariant, replay, event_at, exhaustive=exhaustive, probe_start=True, progress=progress)
+    return _finish(result, journal, explain)
+
+
+def bisect(
+    journal: Journal,
+    invariant: Invariant[Any],
+    *,
+    stream: str | None = None,
+    over: Literal["stream", "journal"] | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    exhaustive: bool = False,
+    aggregate: type[Aggregate] | None = None,
+    explain: Explainers = explainers,
+    progress: Progress | None = None,
+) -> BisectResult:
+    """Bisect over one stream (`stream=`) or over the journal (`over="journal", since=, until=`)."""
+    mode = over or ("stream" if stream is not None else None)
+    if mode == "stream":
+        if stream is None:
+            raise InvariantError("bisect over a stream needs stream=...")
+        return bisect_stream(
+            journal, invariant, stream, aggregate=aggregate, exhaustive=exhaustive, explain=explain, progress=progress
+        )
+    if mode == "journal":
+        if stream is not None:
+            raise InvariantError("give either stream=... or over='journal', not both")
+        return bisect_journal(
+            journal, invariant, since=since, until=until, exhaustive=exhaustive, explain=explain, progress=progress
+        )
+    raise InvariantError("bisect needs stream=... or over='journal'")
+
+
+def position_range(journal: Journal, since: datetime | None, until: datetime | None) -> tuple[int, int]:
+    """(position before the first event at or after `since`, last position before `until`)."""
+    start = 0
+    if since is not None:
+        first = journal.read_all(0, 1, since=since)
+        if not first:
+            raise InvalidEventError(f"the journal has no events at or after {since.isoformat()}")
+        start = first[0].position - 1
+    if until is None:
+        end = journal.head_position()
+    else:
+        last = journal.read_all(0, 1, until=until, backwards=True)
+        end = last[0].position if last else 0
+    if end <= start:
+        raise InvalidEventError(
+            f"the journal has no events between {since.isoformat() if since else 'the start'} "
+            f"and {until.isoformat() if until else 'now'}"
+        )
+    return start, end
+
+
+def _run(
+    result: BisectResult,
+    invariant: Invariant[Any],
+    replay: Replay[Any],
+    event_at: Callable[[int], RecordedEvent],
+    *,
+    exhaustive: bool,
+    probe_start: bool,
+    progress: Progress | None,
+    end_first: bool = False,
+) -> None:
+    if exhaustive:
+        _exhaustive(result, invariant, replay, progress)
+        return
+    search = _Search(invariant, replay, progress, _expected_probes(result.end - result.start))
+    found = search.first_failure(result.start, result.end, probe_start=probe_start, end_first=end_first)
+    result.evaluations = len(search.outcomes)
+    result.errors = sorted(search.errors)
+    if found is None:
+        return
+    low, high = found
+    result.culprit = event_at(high)
+    result.outcome = search.outcomes[high]
+    result.last_held = low
+    result.confirmed = isinstance(search.outcomes.get(low, Holds()), Holds)
+
+
+def _exhaustive(
+    result: BisectResult, invariant: Invariant[Any], replay: Replay[Any], progress: Progress | None
+) -> None:
+    """Evaluate after every event of the range; record each change of outcome."""
+    previous: Outcome = Holds()
+    total = result.end - result.start
+    for key, event, state in replay.steps():
+        outcome = invariant.check(state)
+        result.evaluations += 1
+        if isinstance(outcome, Errored):
+            result.errors.append((key, outcome.message))
+        if type(outcome) is not type(previous):
+            result.transitions.append(Transition(key, event, previous, outcome))
+            if result.culprit is None and not isinstance(outcome, Holds):
+                result.culprit, result.outcome = event, outcome
+        if result.culprit is None:
+            result.last_held = key
+        previous = outcome
+        if progress:
+            progress(key - result.start, total)
+    result.confirmed = result.culprit is not None
+    if result.culprit is None:
+        result.last_held = None
+
+
+def _finish(result: BisectResult, journal: Journal, explain: Explainers) -> BisectResult:
+    if result.culprit is not None:
+        result.explanation = explain.explain(result.culprit)
+        result.lineage = causes(journal, result.culprit.event_id)
+    return result
