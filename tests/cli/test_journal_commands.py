@@ -119,6 +119,24 @@ def test_events_shows_a_stream_as_a_table(invoke: Invoke, sqlite_url: str) -> No
     assert all("agent" in row and '{"run":2,"step":' in " ".join(row) for row in rows)
 
 
+def test_json_lines_output_for_scripts(invoke: Invoke, sqlite_url: str) -> None:
+    expected = _fill(sqlite_url)
+    events = invoke(sqlite_url, "events", "run-2", "--json")
+    assert events.exit_code == 0, events.output
+    assert [orjson.loads(line) for line in events.stdout.splitlines()] == expected[4:8]
+    tailed = invoke(sqlite_url, "tail", "--after", "11", "--json")
+    assert [orjson.loads(line) for line in tailed.stdout.splitlines()] == expected[11:]
+    listed = invoke(sqlite_url, "streams", "--json")
+    streams = [orjson.loads(line) for line in listed.stdout.splitlines()]
+    assert [(info["stream_id"], info["version"]) for info in streams] == [
+        ("other-1", 1),
+        ("run-1", 4),
+        ("run-2", 4),
+        ("run-3", 4),
+    ]
+    assert all(info["created_at"].endswith("Z") for info in streams)
+
+
 def test_events_of_an_unknown_stream_is_one_clear_error(invoke: Invoke, sqlite_url: str) -> None:
     result = invoke(sqlite_url, "events", "run-404")
     assert result.exit_code == 1

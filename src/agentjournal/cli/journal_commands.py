@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Annotated, BinaryIO, NoReturn
+from typing import Annotated, Any, BinaryIO, NoReturn
 
 import orjson
 import typer
@@ -20,10 +20,14 @@ from rich.text import Text
 
 from agentjournal.cli.app import app, console, errors, open_journal, settings
 from agentjournal.journal import InvalidEventError, RecordedEvent, StreamNotFoundError
+from agentjournal.journal.envelope import format_time
 from agentjournal.journal.urls import _connect
 from agentjournal.quickstart import write_refund_conversation
 
 PREVIEW_CHARS = 60
+
+JsonLines = Annotated[bool, typer.Option("--json", help="Print JSON Lines (one object per line) instead of a table.")]
+"""The shared output option: tables for people, JSON Lines for scripts (`| jq`)."""
 
 
 def _fail(message: str) -> NoReturn:
@@ -42,6 +46,12 @@ def _progress() -> Progress:
         console=errors,
         transient=True,
     )
+
+
+def _print_json(record: dict[str, Any]) -> None:
+    stream = typer.get_binary_stream("stdout")
+    stream.write(orjson.dumps(record) + b"\n")
+    stream.flush()
 
 
 def _preview(event: RecordedEvent, width: int = PREVIEW_CHARS) -> str:
@@ -126,12 +136,24 @@ def migrate(
 def streams(
     prefix: Annotated[str, typer.Option(help="Only streams whose id starts with this.")] = "",
     limit: Annotated[int, typer.Option(min=1, help="At most this many streams.")] = 1000,
+    as_json: JsonLines = False,
 ) -> None:
     """List streams in id order with their current version.
 
     Example: agentjournal streams --prefix run-
     """
     found = open_journal().streams(prefix, limit=limit)
+    if as_json:
+        for info in found:
+            _print_json(
+                {
+                    "stream_id": info.stream_id,
+                    "version": info.version,
+                    "created_at": format_time(info.created_at),
+                    "updated_at": format_time(info.updated_at),
+                }
+            )
+        return
     table = Table("stream", "version", "created (UTC)", "updated (UTC)")
     for info in found:
         table.add_row(
@@ -149,6 +171,7 @@ def events(
     stream: Annotated[str, typer.Argument(help="The stream id, e.g. run-42.")],
     from_version: Annotated[int, typer.Option("--from", min=1, help="First version to show.")] = 1,
     to_version: Annotated[int | None, typer.Option("--to", min=1, help="Last version to show.")] = None,
+    as_json: JsonLines = False,
 ) -> None:
     """Show the events of one stream as a table.
 
@@ -157,7 +180,19 @@ def events(
     found = open_journal().read_stream(stream, from_version, to_version)
     if not found:
         raise StreamNotFoundError(f"stream {stream!r} has no events in versions {from_version}..{to_version or 'end'}")
+    if as_json:
+        for event in found:
+            _print_json(event.to_dict())
+        return
     console.print(events_table(found, title=stream))
+
+
+def _tail_line(event: RecordedEvent) -> Text:
+    return Text.assemble(
+        f"{event.position:>8}  {event.recorded_at:%H:%M:%S.%f}  {event.stream_id}@{event.version}  ",
+        (event.type, "bold"),
+        f"  {event.actor or '-'}  {_preview(event)}",
+    )
 
 
 @app.command()
@@ -166,6 +201,7 @@ def tail(
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep polling for new events until Ctrl-C.")] = False,
     limit: Annotated[int | None, typer.Option(min=1, help="Stop after this many events.")] = None,
     interval: Annotated[float, typer.Option(min=0.01, help="Seconds between polls with --follow.")] = 0.5,
+    as_json: JsonLines = False,
 ) -> None:
     """Print every event after a position in global order, one line each; --follow waits for new ones.
 
@@ -177,15 +213,10 @@ def tail(
         while True:
             page = journal.read_all(after, 1000 if limit is None else min(1000, limit - shown))
             for event in page:
-                console.print(
-                    Text.assemble(
-                        f"{event.position:>8}  {event.recorded_at:%H:%M:%S.%f}  {event.stream_id}@{event.version}  ",
-                        (event.type, "bold"),
-                        f"  {event.actor or '-'}  {_preview(event)}",
-                    ),
-                    highlight=False,
-                    soft_wrap=True,
-                )
+                if as_json:
+                    _print_json(event.to_dict())
+                else:
+                    console.print(_tail_line(event), highlight=False, soft_wrap=True)
                 after = event.position
                 shown += 1
             if limit is not None and shown >= limit:
