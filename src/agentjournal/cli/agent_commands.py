@@ -70,6 +70,8 @@ def approvals_list(
     """
     found = list_approvals(open_journal(), status=None if all_ else "pending")
     table = Table("approval", "run", "agent", "tool", "arguments", "args hash", "status", "expires (UTC)")
+    for column in table.columns[:4]:
+        column.no_wrap = True
     for item in found:
         status = item.status if item.by is None else f"{item.status} by {item.by}"
         table.add_row(
