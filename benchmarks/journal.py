@@ -10,7 +10,8 @@ throwaway database, with the same ~1 KB payload:
 
 The raw driver is the floor: it inserts prepared rows into a table of the journal's own shape
 (`aj_events`, created by the journal's migration) and fetches rows without decoding them.
-Figures are medians over `--repeat` runs; systems take turns first within a run.
+Within a run the systems take turns, append by append and batch by batch, so noise from
+other work on the machine hits them alike; figures are medians over `--repeat` runs.
 
     .venv/bin/python benchmarks/journal.py            # make bench
     .venv/bin/python benchmarks/journal.py --quick --backends sqlite
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import gc
 import hashlib
+import os
 import sqlite3
 import statistics
 import sys
@@ -388,37 +390,49 @@ def _eventsourcing_postgres_env(url: str) -> dict[str, str]:
 # ----- measuring ----------------------------------------------------------------------------
 
 
-def measure(subject: Subject, sizes: Sizes, *, batches_only: bool = False) -> dict[str, float]:
-    """One run of every workload on one subject; times with perf_counter, GC off while timing."""
-    figures: dict[str, float] = {}
+def measure(subjects: dict[str, Subject], sizes: Sizes, shift: int) -> dict[str, dict[str, float]]:
+    """One run of every workload on every subject, interleaved: the systems take turns append by
+    append and batch by batch, so a burst of noise on this shared machine hits them all alike.
+
+    `shift` rotates who goes first. Timed with perf_counter, with the garbage collector off.
+    """
+    names = list(subjects)
+    order = names[shift % len(names) :] + names[: shift % len(names)]
+    appenders = [name for name in order if name != "raw-copy"]
+    latencies: dict[str, list[float]] = {name: [] for name in appenders}
+    batch_seconds = dict.fromkeys(order, 0.0)
+    figures: dict[str, dict[str, float]] = {name: {} for name in order}
     gc.collect()
     gc.disable()
     try:
-        if not batches_only:
-            latencies = []
-            for version in range(1, sizes.warmup + sizes.singles + 1):
+        for version in range(1, sizes.warmup + sizes.singles + 1):
+            for name in appenders:
                 start = time.perf_counter()
-                subject.append_one(version)
-                latencies.append(time.perf_counter() - start)
-            latencies = sorted(latencies[sizes.warmup :])
-            figures["single_p50_us"] = _percentile(latencies, 50) * 1e6
-            figures["single_p99_us"] = _percentile(latencies, 99) * 1e6
-        start = time.perf_counter()
+                subjects[name].append_one(version)
+                latencies[name].append(time.perf_counter() - start)
         for index in range(sizes.batches):
-            subject.append_batch(index)
-        figures["batch_eps"] = sizes.stream_events / (time.perf_counter() - start)
-        if batches_only:
-            return figures
-        start = time.perf_counter()
-        read = subject.read_stream()
-        figures["stream_ms"] = (time.perf_counter() - start) * 1e3
-        assert read == sizes.stream_events, f"read {read} events of the stream, expected {sizes.stream_events}"
-        start = time.perf_counter()
-        read = subject.read_all()
-        figures["read_all_eps"] = read / (time.perf_counter() - start)
-        assert read == sizes.all_events, f"read_all gave {read} events, expected {sizes.all_events}"
+            for name in order:
+                start = time.perf_counter()
+                subjects[name].append_batch(index)
+                batch_seconds[name] += time.perf_counter() - start
+        for name in appenders:
+            start = time.perf_counter()
+            read = subjects[name].read_stream()
+            figures[name]["stream_ms"] = (time.perf_counter() - start) * 1e3
+            assert read == sizes.stream_events, f"{name} read {read} events of the stream, not {sizes.stream_events}"
+        for name in appenders:
+            start = time.perf_counter()
+            read = subjects[name].read_all()
+            figures[name]["read_all_eps"] = read / (time.perf_counter() - start)
+            assert read == sizes.all_events, f"{name}: read_all gave {read} events, not {sizes.all_events}"
     finally:
         gc.enable()
+    for name in order:
+        figures[name]["batch_eps"] = sizes.stream_events / batch_seconds[name]
+    for name, values in latencies.items():
+        ordered = sorted(values[sizes.warmup :])
+        figures[name]["single_p50_us"] = _percentile(ordered, 50) * 1e6
+        figures[name]["single_p99_us"] = _percentile(ordered, 99) * 1e6
     return figures
 
 
@@ -431,23 +445,24 @@ Results = dict[str, dict[str, dict[str, list[float]]]]
 
 
 def run(backends: list[str], sizes: Sizes, repeat: int, on_step: Callable[[str], None] | None = None) -> Results:
-    """Every system on every backend, `repeat` times; `on_step` hears what runs next."""
+    """Every system on every backend, `repeat` times, each time on fresh databases; `on_step` hears
+    what runs next."""
     results: Results = {backend: {} for backend in backends}
     with tempfile.TemporaryDirectory(prefix="aj-bench-") as folder:
         for repetition in range(repeat):
             for backend in backends:
-                # Take turns going first, so warm caches and background noise favour no one.
-                shift = repetition % len(SYSTEMS)
-                for system in [*SYSTEMS[shift:], *SYSTEMS[:shift], "raw-copy"]:
-                    if system == "raw-copy" and backend != "postgres":
-                        continue
-                    if on_step:
-                        on_step(f"{backend} · {system} · run {repetition + 1}/{repeat}")
-                    with open_subject(system, backend, sizes, Path(folder)) as subject:
-                        if subject is None:
-                            continue
-                        figures = measure(subject, sizes, batches_only=system == "raw-copy")
-                    for name, value in figures.items():
+                if on_step:
+                    on_step(f"{backend} · run {repetition + 1}/{repeat}")
+                systems = [*SYSTEMS, "raw-copy"] if backend == "postgres" else list(SYSTEMS)
+                with ExitStack() as stack:
+                    subjects = {
+                        system: subject
+                        for system in systems
+                        if (subject := stack.enter_context(open_subject(system, backend, sizes, Path(folder))))
+                    }
+                    figures = measure(subjects, sizes, shift=repetition)
+                for system, values in figures.items():
+                    for name, value in values.items():
                         results[backend].setdefault(system, {}).setdefault(name, []).append(value)
     return results
 
@@ -561,7 +576,7 @@ def main(argv: list[str] | None = None) -> int:
             console.print(f"[red]error:[/red] {reason}", highlight=False)
             return 1
     sizes = QUICK if args.quick else FULL
-    steps = args.repeat * sum(len(SYSTEMS) + (backend == "postgres") for backend in backends)
+    steps = args.repeat * len(backends)
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -581,8 +596,10 @@ def main(argv: list[str] | None = None) -> int:
     table, missed = report(results, sizes, args.repeat)
     console.print(table)
     python = sys.version.split()[0]
+    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
     console.print(
-        f"measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC · python {python} · payload {len(PAYLOAD_JSON)} bytes"
+        f"measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC · python {python} · {os.cpu_count()} cores, "
+        f"load average {load} · payload {len(PAYLOAD_JSON)} bytes"
     )
     for line in missed:
         console.print(f"[yellow]target missed[/yellow] {line}", highlight=False)
