@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+from datetime import datetime
 
 from agentjournal.agents.sandbox import SandboxLimits
 from agentjournal.agents.tools import tool
@@ -75,3 +76,11 @@ def sandboxed_effect(target: str, idempotency_key: str) -> dict[str, str]:
 async def async_double(value: int) -> int:
     await asyncio.sleep(0)
     return value * 2
+
+
+def weekday_of(when: datetime) -> str:
+    """Proves the child turns JSON text back into a datetime, even for a Tool bound to another name."""
+    return when.strftime("%A")
+
+
+weekday_tool = tool(name="weekday", sandboxed=True, timeout_s=20)(weekday_of)

@@ -249,7 +249,7 @@ def test_a_rule_reason_is_shown_with_the_decision() -> None:
     policy = Policy.from_yaml(
         "version: 1\nrules:\n  - name: r\n    action: deny\n    reason: Nothing runs on Fridays\n"
     )
-    assert policy.evaluate("x", {}).reason == "Nothing runs on Fridays"
+    assert policy.evaluate("x", {}).reason == "x denied by rule r: Nothing runs on Fridays"
 
 
 # ----- malformed files are refused with file, line and problem ----------------------------------
@@ -345,3 +345,75 @@ def test_an_empty_rule_list_allows_everything() -> None:
     policy = Policy.from_yaml("version: 1\nrules: []\n")
     assert policy.evaluate("anything", {}, RunMetrics()).action == "allow"
     assert Policy.allow_all().evaluate("anything", {}).action == "allow"
+
+
+# ----- reasons, checks against the agent's tools, and past runs judged again ---------------------
+
+
+def test_decisions_explain_themselves_in_words(seed: Policy) -> None:
+    assert seed.evaluate("query_sql", {"sql": "DROP TABLE t"}).reason == (
+        r"query_sql denied by rule deny_destructive_sql: sql matches /(?i)\b(delete|drop|truncate|alter)\b/"
+    )
+    assert seed.evaluate("send_email", {"to": "x@gmail.com"}).reason == (
+        "send_email held for human approval by rule deny_external_email_without_approval: "
+        "recipient is outside yourcompany.com"
+    )
+    assert seed.evaluate("create_ticket", {}, RunMetrics(tickets_created=4)).reason == (
+        "create_ticket denied by rule cap_ticket_creation_rate: run metric tickets_created (4) > 3"
+    )
+
+
+SEED_TOOLS = {
+    "search_docs": ["query"],
+    "query_sql": ["sql"],
+    "create_ticket": ["title", "priority"],
+    "send_email": ["to", "subject", "body"],
+}
+
+
+def test_the_seed_policy_fits_the_seed_tools(seed: Policy) -> None:
+    seed.check_tools(SEED_TOOLS)
+
+
+@pytest.mark.parametrize(
+    ("tools", "line", "problem"),
+    [
+        ({**SEED_TOOLS, "send_email": ["subject"]}, 3, "tests input field 'recipient', which send_email does not have"),
+        ({name: args for name, args in SEED_TOOLS.items() if name != "query_sql"}, 9, "names tool 'query_sql'"),
+        ({**SEED_TOOLS, "query_sql": ["statement"]}, 9, "tests input field 'sql'"),
+    ],
+)
+def test_a_rule_that_can_never_match_the_agents_tools_is_refused(
+    seed: Policy, tools: dict[str, list[str]], line: int, problem: str
+) -> None:
+    with pytest.raises(PolicyError) as caught:
+        seed.check_tools(tools)
+    assert caught.value.line == line and problem in caught.value.problem
+
+
+def record_run(journal: Journal, run: str, calls: list[tuple[str, dict[str, Any]]]) -> None:
+    """A run journaled under a permissive policy: every call was allowed and executed."""
+    events = [NewEvent("RunStarted", {"agent": "ops"})]
+    for index, (tool, arguments) in enumerate(calls):
+        call = f"c{index}"
+        events += [
+            NewEvent("ToolProposed", {"tool": tool, "arguments": arguments, "call_id": call}),
+            NewEvent("PolicyEvaluated", {"tool": tool, "rule": None, "action": "allow", "reason": "", "call_id": call}),
+            NewEvent("ToolExecuted", {"tool": tool, "output": None, "call_id": call}),
+        ]
+    journal.append(run, events)
+
+
+def test_past_runs_are_judged_again_under_a_new_policy(seed: Policy, sqlite_or_postgres_url: str) -> None:
+    with Journal.open(sqlite_or_postgres_url) as journal:
+        record_run(journal, "run-a", [("query_sql", {"sql": "select 1"}), ("query_sql", {"sql": "drop table users"})])
+        record_run(journal, "run-b", [("create_ticket", {"title": f"t{n}"}) for n in range(5)])
+        record_run(journal, "run-c", [("send_email", {"to": "ops@yourcompany.com"})])
+        past = seed.reevaluate(journal.iter_all())
+        assert len(past) == 8
+        changed = [(p.stream_id, p.version, p.tool, p.now.action, p.now.rule) for p in past if p.changed]
+        assert changed == [
+            ("run-a", 5, "query_sql", "deny", "deny_destructive_sql"),
+            ("run-b", 14, "create_ticket", "deny", "cap_ticket_creation_rate"),  # the fifth ticket: 4 created before
+        ]
+        assert all(p.recorded is not None and p.recorded.action == "allow" for p in past)

@@ -117,3 +117,7 @@ def test_a_tool_that_cannot_be_reimported_is_refused_at_definition() -> None:
 def test_limits_are_checked(options: dict[str, float], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         SandboxLimits(**options)  # type: ignore[arg-type]
+
+
+def test_a_tool_bound_to_another_name_gets_python_values() -> None:
+    assert run(tools.weekday_tool, {"when": "2026-11-22T12:00:00Z"}).output == "Sunday"

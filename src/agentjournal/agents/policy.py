@@ -37,7 +37,7 @@ import difflib
 import hashlib
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar, Literal, cast, get_args
 
@@ -51,6 +51,7 @@ __all__ = [
     "Action",
     "Condition",
     "Decision",
+    "PastDecision",
     "Policy",
     "PolicyError",
     "Rule",
@@ -235,6 +236,29 @@ def _op_lte(value: Any, expected: float) -> bool:
     return _numeric(value) and value <= expected
 
 
+_PHRASES = {
+    "equals": "is",
+    "not_equals": "is not",
+    "in": "is one of",
+    "not_in": "is none of",
+    "matches_regex": "matches",
+    "domain_in": "is within",
+    "domain_not_in": "is outside",
+    "gt": ">",
+    "gte": ">=",
+    "lt": "<",
+    "lte": "<=",
+}
+
+
+def _words(value: Any) -> str:
+    if isinstance(value, list):
+        return ", ".join(_words(item) for item in value)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
 OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
     "equals": _op_equals,
     "not_equals": _op_not_equals,
@@ -276,9 +300,15 @@ class Condition:
             return False
         return OPERATORS[self.operator](actual, self.value)
 
-    def describe(self) -> str:
-        shown = self.value.pattern if isinstance(self.value, re.Pattern) else self.value
-        return f"{self.scope}.{self.field} {self.operator} {shown!r}"
+    def describe(self, metrics: RunMetrics | None = None) -> str:
+        """In words, e.g. `sql matches /(?i)drop/`; a run metric shows its current value."""
+        shown = f"/{self.value.pattern}/" if isinstance(self.value, re.Pattern) else _words(self.value)
+        subject = self.field
+        if self.scope == "run_metrics":
+            subject = f"run metric {self.field}"
+            if metrics is not None:
+                subject += f" ({_words(metrics.get(self.field))})"
+        return f"{subject} {_PHRASES[self.operator]} {shown}"
 
 
 @dataclass(frozen=True)
@@ -296,12 +326,11 @@ class Rule:
             return False
         return all(condition.holds(arguments, metrics) for condition in self.conditions)
 
-    def explain(self) -> str:
-        if self.reason:
-            return self.reason
-        parts = [f"tool in {list(self.tools)}"] if self.tools is not None else []
-        parts.extend(condition.describe() for condition in self.conditions)
-        return f"rule {self.name}: {' and '.join(parts) or 'always'} -> {self.action}"
+    def explain(self, tool: str, metrics: RunMetrics | None = None) -> str:
+        """Why this rule decided `tool`: its own `reason:`, or its conditions in words."""
+        verdict = {"allow": "allowed", "deny": "denied", "require_human_approval": "held for human approval"}
+        because = self.reason or " and ".join(condition.describe(metrics) for condition in self.conditions)
+        return f"{tool} {verdict[self.action]} by rule {self.name}" + (f": {because}" if because else "")
 
 
 @dataclass(frozen=True)
@@ -312,6 +341,23 @@ class Decision:
     rule: str | None
     reason: str
     matched_rules: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PastDecision:
+    """A past tool call judged again: what was decided then (`recorded`) and what this policy decides now."""
+
+    stream_id: str
+    version: int
+    call_id: str | None
+    tool: str
+    arguments: dict[str, Any]
+    recorded: Decision | None
+    now: Decision
+
+    @property
+    def changed(self) -> bool:
+        return self.recorded is None or self.recorded.action != self.now.action
 
 
 # ----- the policy ----------------------------------------------------------------------------
@@ -354,7 +400,75 @@ class Policy:
             reason = f"no rule matched {tool}; the default action is {self.default_action}"
             return Decision(self.default_action, None, reason)
         strongest = max(matched, key=lambda rule: _STRENGTH[rule.action])  # first of the strongest, in file order
-        return Decision(strongest.action, strongest.name, strongest.explain(), tuple(rule.name for rule in matched))
+        reason = strongest.explain(tool, metrics)
+        return Decision(strongest.action, strongest.name, reason, tuple(rule.name for rule in matched))
+
+    def check_tools(self, tools: Mapping[str, Iterable[str]]) -> None:
+        """Refuse rules that can never match these tools ({name: argument names}, `ToolRegistry.argument_names()`).
+
+        A misspelt tool or field would otherwise make a deny rule silently inert.
+        """
+        known = {name: set(arguments) for name, arguments in tools.items()}
+        for rule in self.rules:
+            for name in rule.tools or ():
+                if name not in known:
+                    raise PolicyError(
+                        self.source,
+                        rule.line,
+                        f"rule {rule.name!r} names tool {name!r}, which the agent does not have; "
+                        f"its tools: {', '.join(sorted(known)) or '(none)'}",
+                    )
+            if rule.tools is None:
+                continue
+            fields = set().union(*(known[name] for name in rule.tools))
+            for condition in rule.conditions:
+                if condition.scope != "input" or condition.field in fields:
+                    continue
+                if condition.field == "recipient" and fields & set(RECIPIENT_FIELDS):
+                    continue
+                raise PolicyError(
+                    self.source,
+                    rule.line,
+                    f"rule {rule.name!r} tests input field {condition.field!r}, which {', '.join(rule.tools)} "
+                    f"does not have; arguments: {', '.join(sorted(fields)) or '(none)'}",
+                )
+
+    def reevaluate(self, events: Iterable[RecordedEvent]) -> list[PastDecision]:
+        """Decide every past ToolProposed again under this policy, with the run metrics of that moment.
+
+        Answers "which past runs would this rule have stopped?": compare `recorded` (the decision
+        journaled then, from PolicyEvaluated) with `now`. Events of several runs may be interleaved;
+        each stream keeps its own metrics. A journal opened with a redactor stored redacted
+        arguments, and they are judged as stored.
+        """
+        metrics: dict[str, RunMetrics] = {}
+        found: list[PastDecision] = []
+        by_call: dict[tuple[str, str], int] = {}
+        for event in events:
+            run = metrics.setdefault(event.stream_id, RunMetrics())
+            data = event.data
+            if event.type == "ToolProposed":
+                tool, arguments = str(data.get("tool")), data.get("arguments") or {}
+                call_id = data.get("call_id")
+                if call_id is not None:
+                    by_call[(event.stream_id, str(call_id))] = len(found)
+                found.append(
+                    PastDecision(
+                        event.stream_id,
+                        event.version,
+                        call_id,
+                        tool,
+                        arguments,
+                        None,
+                        self.evaluate(tool, arguments, run),
+                    )
+                )
+            elif event.type == "PolicyEvaluated" and (event.stream_id, str(data.get("call_id"))) in by_call:
+                index = by_call.pop((event.stream_id, str(data.get("call_id"))))
+                recorded = Decision(data.get("action", "allow"), data.get("rule"), str(data.get("reason", "")))
+                found[index] = replace(found[index], recorded=recorded)
+            run.apply(event.type, data)
+        return found
 
     def rule(self, name: str) -> Rule:
         for rule in self.rules:

@@ -129,7 +129,9 @@ def _outcome(returncode: int | None, stdout: bytes, stderr: bytes, limits: Sandb
 def _limit_self(cpu_seconds: float, memory_bytes: int) -> None:
     import resource
 
-    cpu = max(1, math.ceil(cpu_seconds))
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    # The interpreter's start-up already used CPU time; the tool gets its full allowance on top.
+    cpu = math.ceil(usage.ru_utime + usage.ru_stime + cpu_seconds)
     resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))  # SIGXCPU at the soft limit, SIGKILL at the hard one
     resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
@@ -152,7 +154,7 @@ def _child_main() -> None:
 
 
 def _call(module_name: str, qualname: str, arguments: dict[str, Any]) -> dict[str, Any]:
-    from agentjournal.agents.tools import IDEMPOTENCY_PARAMETER, Tool, jsonable_output
+    from agentjournal.agents.tools import IDEMPOTENCY_PARAMETER, Tool, arguments_model, jsonable_output
 
     try:
         target: Any = importlib.import_module(module_name)
@@ -160,14 +162,17 @@ def _call(module_name: str, qualname: str, arguments: dict[str, Any]) -> dict[st
             target = getattr(target, part)
     except (ImportError, AttributeError) as exc:
         return {"ok": False, "error_type": "sandbox_error", "error": f"cannot import {module_name}.{qualname}: {exc}"}
+    # The arguments arrive as JSON; validating them again turns them back into Python values (a datetime).
     kwargs = dict(arguments)
+    key = kwargs.pop(IDEMPOTENCY_PARAMETER, None)
     if isinstance(target, Tool):
-        key = kwargs.pop(IDEMPOTENCY_PARAMETER, None)
-        instance = target.arguments_model.model_validate(kwargs)
-        kwargs = {name: getattr(instance, name) for name in type(instance).model_fields}
-        if key is not None:
-            kwargs[IDEMPOTENCY_PARAMETER] = key
-        target = target.fn
+        model, target = target.arguments_model, target.fn
+    else:  # the function itself, when its Tool is bound to another name
+        model, _ = arguments_model(qualname, target)
+    instance = model.model_validate(kwargs)
+    kwargs = {name: getattr(instance, name) for name in type(instance).model_fields}
+    if key is not None:
+        kwargs[IDEMPOTENCY_PARAMETER] = key
     try:
         output = target(**kwargs)
         if asyncio.iscoroutine(output):

@@ -43,6 +43,7 @@ __all__ = [
     "ToolRegistry",
     "TransientToolError",
     "UnknownToolError",
+    "arguments_model",
     "execute",
     "idempotency_key",
     "jsonable_output",
@@ -182,7 +183,7 @@ def tool(
 
     def make(function: Callable[..., Any]) -> Tool:
         tool_name = name or function.__name__
-        model, wants_key = _arguments_model(tool_name, function)
+        model, wants_key = arguments_model(tool_name, function)
         return Tool(
             name=tool_name,
             description=description if description is not None else _first_paragraph(function.__doc__),
@@ -200,7 +201,7 @@ def tool(
     return make(fn) if fn is not None else make
 
 
-def _arguments_model(tool_name: str, function: Callable[..., Any]) -> tuple[type[BaseModel], bool]:
+def arguments_model(tool_name: str, function: Callable[..., Any]) -> tuple[type[BaseModel], bool]:
     """A pydantic model of the function's parameters (minus `idempotency_key`, which the executor fills)."""
     if not callable(function):
         raise TypeError(f"tool {tool_name!r}: expected a function, got {type(function).__name__}")
@@ -263,6 +264,10 @@ class ToolRegistry:
 
     def names(self) -> list[str]:
         return sorted(self._tools)
+
+    def argument_names(self) -> dict[str, list[str]]:
+        """{tool: its argument names}, for `Policy.check_tools` to catch rules that can never match."""
+        return {name: list(self._tools[name].arguments_model.model_fields) for name in self.names()}
 
     def schema_hashes(self) -> dict[str, str]:
         """{name: schema hash}, as pinned in RunStarted."""
