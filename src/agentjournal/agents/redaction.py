@@ -5,10 +5,10 @@ Luhn check, an IBAN the mod-97 check, an IP address must parse, a phone number m
 plausible digit count. A near miss (16 digits failing Luhn) is left alone. A redaction leaves
 `[REDACTED:<kind>]` in place and records the kind and a count, never the value.
 
-Kinds: bearer_token, api_key, secret (the value of a key named like password/api_key/token in a
-JSON object), email, iban, card, national_id (US SSN written 123-45-6789, UK National Insurance
-number), ip (v4, v6), phone (international +…, North American with separators, national 0… with
-separators).
+Kinds: bearer_token, api_key, secret (a URL's password, `password=…` in text, or the value of a
+key named like password/api_key/token in a JSON object), email, iban, card, national_id (US SSN
+written 123-45-6789, UK National Insurance number), ip (v4, v6), phone (international +…, North
+American with separators, national 0… with separators).
 
     journal = Journal.open(url, redact=Redactor())   # no payload is stored with an e-mail in it
 """
@@ -88,7 +88,16 @@ Detector = tuple[str, re.Pattern[str], Callable[[re.Match[str]], bool] | None]
 
 # Order matters: tokens and keys first (they contain digit runs), then structured numbers, then phones.
 _DETECTORS: list[Detector] = [
-    ("bearer_token", re.compile(r"(?i)(?<=\bbearer )[A-Za-z0-9._~+/-]{8,}=*"), None),
+    ("bearer_token", re.compile(r"(?i)\bbearer\s+(?P<value>[A-Za-z0-9._~+/-]{8,}=*)"), None),
+    ("secret", re.compile(r"(?i)\b[a-z][a-z0-9+.-]*://[^/\s:@]+:(?P<value>[^/\s@]+)@"), None),  # a URL's password
+    (
+        "secret",
+        re.compile(
+            r"(?i)\b(?:password|passwd|pwd|secret|api[_-]?key|access[_-]?token|client[_-]?secret)"
+            r"(?P<sep>\s*[:=]\s*)(?P<value>\"[^\"\s]+\"|'[^'\s]+'|[^\s,;\"']+)"
+        ),
+        None,
+    ),
     ("bearer_token", re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}"), None),  # a JWT
     (
         "api_key",
@@ -129,7 +138,7 @@ _DETECTORS: list[Detector] = [
     ),
 ]
 
-KINDS: tuple[str, ...] = tuple(dict.fromkeys([kind for kind, _, _ in _DETECTORS] + ["secret"]))
+KINDS: tuple[str, ...] = tuple(dict.fromkeys(kind for kind, _, _ in _DETECTORS))
 
 SECRET_KEYS = re.compile(
     r"(?i)^(?:.*[_-])?(?:password|passwd|passphrase|secret|api[_-]?key|access[_-]?token|refresh[_-]?token"
@@ -175,7 +184,12 @@ class Redactor:
                 if valid is not None and not valid(match):
                     return match.group(0)
                 counts[kind] += 1
-                return marker(kind)
+                if "value" not in match.re.groupindex:
+                    return marker(kind)
+                # Only the value goes; the words that announced it ("Bearer", "password=") stay.
+                start, end = match.span("value")
+                whole = match.group(0)
+                return whole[: start - match.start()] + marker(kind) + whole[end - match.start() :]
 
             text = pattern.sub(replace, text)
         return text
