@@ -187,7 +187,10 @@ async def replay(journal: Journal, run_id: str, agents: Sequence[Agent]) -> Repl
     recording = _Recording(journal, run_id.removeprefix("run-"))
     model = _ReplayModel(recording)
     by_name = {
-        agent.name: dataclasses.replace(agent, model=_Named(model, agent.name, agent.model.name)) for agent in agents
+        agent.name: dataclasses.replace(
+            agent, model=_Named(model, agent.name, agent.model.name), handoffs=agent.handoff_names
+        )
+        for agent in agents
     }
     started = recording.started()
     if started["agent"] not in by_name:

@@ -20,7 +20,6 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol, TypeVar
 
-import orjson
 from pydantic import BaseModel
 
 from agentjournal.agents.agent import HANDOFF_PREFIX, Agent, RunOptions
@@ -442,7 +441,7 @@ class _Run:
         for message in messages[start:]:
             wire = {key: value for key, value in message.items() if not key.startswith("_")}
             if "content_ref" in wire:
-                wire["content"] = orjson.dumps(self.runtime.blobs.get(wire.pop("content_ref"))).decode()
+                wire["content"] = canonical_json(self.runtime.blobs.get(wire.pop("content_ref"))).decode()
             self._wire.append(wire)
             self._digests.append(chain_digest(self._digests[-1] if self._digests else b"", wire))
         return list(self._wire), (self._digests[-1] if self._digests else b"")

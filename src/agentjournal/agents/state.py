@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-import orjson
-
 from agentjournal.agents.events import TERMINAL
 from agentjournal.agents.policy import RunMetrics
 from agentjournal.journal import RecordedEvent
+from agentjournal.journal.envelope import canonical_json
 from agentjournal.model import Aggregate, aggregate_types
 
 OPEN = "open"
@@ -232,10 +231,10 @@ class RunState(Aggregate):
             message["content_ref"] = call["output_ref"]
             message["_v"] = call["executed_v"]
         elif d["ok"]:
-            message["content"] = orjson.dumps(call.get("output")).decode()
+            message["content"] = canonical_json(call.get("output")).decode()
             message["_v"] = call["executed_v"]
         else:
-            message["content"] = orjson.dumps({"error": d.get("error_type"), "message": d.get("error")}).decode()
+            message["content"] = canonical_json({"error": d.get("error_type"), "message": d.get("error")}).decode()
             message["_v"] = event.version
         self.messages.append(message)
 
