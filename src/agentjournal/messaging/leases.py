@@ -175,7 +175,8 @@ class LeaseRegistry:
         ]
 
     def _lost_message(self, cursor: Any, lease: Lease) -> str:
-        cursor.execute(f"SELECT owner, token FROM aj_leases WHERE name = {self._p}", (lease.name,))
+        # A locking read sees the latest row, also inside a REPEATABLE READ transaction (MariaDB).
+        cursor.execute(f"SELECT owner, token FROM aj_leases WHERE name = {self._p}{self._for_update}", (lease.name,))
         row = cursor.fetchone()
         now_holder = f"now token {row[1]} of {row[0] or 'nobody'}" if row else "the lease row is gone"
         return f"lease {lease.name!r}: {lease.owner} lost token {lease.token} ({now_holder})"
