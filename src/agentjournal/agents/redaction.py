@@ -15,6 +15,7 @@ American with separators, national 0… with separators).
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from collections import Counter
@@ -84,22 +85,64 @@ def _phone(match: re.Match[str]) -> bool:
     return len(digits) == 10
 
 
-Detector = tuple[str, re.Pattern[str], Callable[[re.Match[str]], bool] | None]
+@dataclass(frozen=True)
+class _Probe:
+    """Cheap facts about a string, computed once, that let most detectors skip it without a regex scan."""
+
+    text: str
+    lower: str
+    digits: int
+
+
+_NOT_DIGITS = str.maketrans("", "", "0123456789")
+
+
+def _probe(text: str) -> _Probe:
+    return _Probe(text, text.lower(), len(text) - len(text.translate(_NOT_DIGITS)))
+
+
+def _always(probe: _Probe) -> bool:
+    return True
+
+
+@dataclass(frozen=True)
+class _Detector:
+    kind: str
+    pattern: re.Pattern[str]
+    valid: Callable[[re.Match[str]], bool] | None = None
+    gate: Callable[[_Probe], bool] = _always
+    """False when the string cannot hold this kind (e.g. too few digits for a card)."""
+
+
+_KEY_PREFIXES = re.compile(r"sk-|[srp]k_|akia|asia|gh|glpat-|xox|aiza")
+_SECRET_WORDS = re.compile(r"pass|pwd|secret|key|token")
 
 # Order matters: tokens and keys first (they contain digit runs), then structured numbers, then phones.
-_DETECTORS: list[Detector] = [
-    ("bearer_token", re.compile(r"(?i)\bbearer\s+(?P<value>[A-Za-z0-9._~+/-]{8,}=*)"), None),
-    ("secret", re.compile(r"(?i)\b[a-z][a-z0-9+.-]*://[^/\s:@]+:(?P<value>[^/\s@]+)@"), None),  # a URL's password
-    (
+_DETECTORS: list[_Detector] = [
+    _Detector(
+        "bearer_token",
+        re.compile(r"(?i)\bbearer\s+(?P<value>[A-Za-z0-9._~+/-]{8,}=*)"),
+        gate=lambda p: "bearer" in p.lower,
+    ),
+    _Detector(  # a URL's password
+        "secret",
+        re.compile(r"(?i)\b[a-z][a-z0-9+.-]*://[^/\s:@]+:(?P<value>[^/\s@]+)@"),
+        gate=lambda p: "://" in p.text,
+    ),
+    _Detector(
         "secret",
         re.compile(
             r"(?i)\b(?:password|passwd|pwd|secret|api[_-]?key|access[_-]?token|client[_-]?secret)"
             r"(?P<sep>\s*[:=]\s*)(?P<value>\"[^\"\s]+\"|'[^'\s]+'|[^\s,;\"']+)"
         ),
-        None,
+        gate=lambda p: _SECRET_WORDS.search(p.lower) is not None,
     ),
-    ("bearer_token", re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}"), None),  # a JWT
-    (
+    _Detector(  # a JWT
+        "bearer_token",
+        re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}"),
+        gate=lambda p: "eyJ" in p.text,
+    ),
+    _Detector(
         "api_key",
         re.compile(
             r"\b(?:"
@@ -112,22 +155,43 @@ _DETECTORS: list[Detector] = [
             r"|AIza[0-9A-Za-z_-]{35}"  # Google
             r")"
         ),
-        None,
+        gate=lambda p: _KEY_PREFIXES.search(p.lower) is not None,
     ),
-    ("email", re.compile(r"(?<![\w.+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b"), None),
-    ("iban", re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b"), _iban),
-    ("card", re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])"), _card),
-    (
+    _Detector(
+        "email",
+        re.compile(r"(?<![\w.+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b"),
+        gate=lambda p: "@" in p.text,
+    ),
+    _Detector(
+        "iban",
+        re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b"),
+        _iban,
+        gate=lambda p: p.digits >= 4,
+    ),
+    _Detector("card", re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])"), _card, gate=lambda p: p.digits >= 13),
+    _Detector(  # US SSN
         "national_id",
-        re.compile(
-            r"(?<![\d-])(?!000|666|9\d\d)\d{3}[- ](?!00)\d{2}[- ](?!0000)\d{4}(?![\d-])"  # US SSN
-            r"|\b(?!BG|GB|NK|KN|TN|NT|ZZ)[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b"  # UK NINO
-        ),
-        None,
+        re.compile(r"(?<![\d-])(?!000|666|9\d\d)\d{3}[- ](?!00)\d{2}[- ](?!0000)\d{4}(?![\d-])"),
+        gate=lambda p: p.digits >= 9,
     ),
-    ("ip", re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w.]|\.\d)"), _ip),
-    ("ip", re.compile(r"(?<![\w:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:])"), _ip),
-    (
+    _Detector(  # UK National Insurance number
+        "national_id",
+        re.compile(r"\b(?!BG|GB|NK|KN|TN|NT|ZZ)[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b"),
+        gate=lambda p: p.digits >= 6,
+    ),
+    _Detector(
+        "ip",
+        re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w.]|\.\d)"),
+        _ip,
+        gate=lambda p: p.digits >= 4 and p.text.count(".") >= 3,
+    ),
+    _Detector(
+        "ip",
+        re.compile(r"(?<![\w:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:])"),
+        _ip,
+        gate=lambda p: p.text.count(":") >= 2,
+    ),
+    _Detector(
         "phone",
         re.compile(
             r"(?<![\w+])\+\d{1,3}(?:[ .-]?\(?\d{1,4}\)?){2,6}(?!\w)"  # +44 20 7946 0958, +1-202-555-0143
@@ -135,15 +199,20 @@ _DETECTORS: list[Detector] = [
             r"|(?<![\w(])(?:\(0[1-9]\d{0,3}\) ?|0[1-9]\d{0,3}[ .-])\d{2,8}(?:[ .-]\d{2,8}){0,3}(?![\w-])"  # 030 1234567
         ),
         _phone,
+        gate=lambda p: p.digits >= 8,
     ),
 ]
 
-KINDS: tuple[str, ...] = tuple(dict.fromkeys(kind for kind, _, _ in _DETECTORS))
+KINDS: tuple[str, ...] = tuple(dict.fromkeys(detector.kind for detector in _DETECTORS))
 
 SECRET_KEYS = re.compile(
     r"(?i)^(?:.*[_-])?(?:password|passwd|passphrase|secret|api[_-]?key|access[_-]?token|refresh[_-]?token"
     r"|auth[_-]?token|client[_-]?secret|private[_-]?key|authorization|cookie)$"
 )
+
+
+MIN_LENGTH = 6
+"""Shorter strings cannot hold any kind (the shortest, an e-mail address, is a@b.co)."""
 
 
 def marker(kind: str) -> str:
@@ -159,9 +228,11 @@ class Redactor:
         if unknown:
             raise ValueError(f"unknown redaction kind(s) {sorted(unknown)}; known: {', '.join(KINDS)}")
         self.kinds = frozenset(chosen)
-        self._detectors = [detector for detector in _DETECTORS if detector[0] in chosen]
+        self._detectors = [detector for detector in _DETECTORS if detector.kind in chosen]
         for kind, pattern in (extra or {}).items():
-            self._detectors.append((kind, re.compile(pattern) if isinstance(pattern, str) else pattern, None))
+            self._detectors.append(_Detector(kind, re.compile(pattern) if isinstance(pattern, str) else pattern))
+        self._min_length = 1 if extra else MIN_LENGTH
+        self._secret_values = "secret" in self.kinds
 
     def redact_text(self, text: str) -> tuple[str, list[Finding]]:
         counts: Counter[str] = Counter()
@@ -178,42 +249,54 @@ class Redactor:
         return redacted  # type: ignore[no-any-return]
 
     def _scrub(self, text: str, counts: Counter[str]) -> str:
-        for kind, pattern, valid in self._detectors:
+        if len(text) < self._min_length:
+            return text
+        probe = _probe(text)
+        for detector in self._detectors:
+            if not detector.gate(probe):
+                continue
 
-            def replace(match: re.Match[str], kind: str = kind, valid: Any = valid) -> str:
-                if valid is not None and not valid(match):
+            def replace(match: re.Match[str], detector: _Detector = detector) -> str:
+                if detector.valid is not None and not detector.valid(match):
                     return match.group(0)
-                counts[kind] += 1
+                counts[detector.kind] += 1
                 if "value" not in match.re.groupindex:
-                    return marker(kind)
+                    return marker(detector.kind)
                 # Only the value goes; the words that announced it ("Bearer", "password=") stay.
                 start, end = match.span("value")
                 whole = match.group(0)
-                return whole[: start - match.start()] + marker(kind) + whole[end - match.start() :]
+                return whole[: start - match.start()] + marker(detector.kind) + whole[end - match.start() :]
 
-            text = pattern.sub(replace, text)
+            text = detector.pattern.sub(replace, text)
         return text
 
     def _walk(self, value: Any, counts: Counter[str], key: str | None) -> Any:
-        if isinstance(value, str):
-            if key is not None and "secret" in self.kinds and value and SECRET_KEYS.match(key):
+        kind = type(value)
+        if kind is str or isinstance(value, str):
+            if key is not None and value and self._secret_values and _secret_key(key):
                 counts["secret"] += 1
                 return marker("secret")
             return self._scrub(value, counts)
-        if isinstance(value, dict):
+        if kind is dict or isinstance(value, dict):
             result: dict[Any, Any] = {}
             for item_key, item in value.items():
-                new_key = self._scrub(item_key, counts) if isinstance(item_key, str) else item_key
+                text_key = item_key if isinstance(item_key, str) else None
+                new_key = self._scrub(item_key, counts) if text_key is not None else item_key
                 while new_key in result:  # two keys redacted to the same marker: keep both values
                     new_key = f"{new_key}#"
-                result[new_key] = self._walk(item, counts, item_key if isinstance(item_key, str) else None)
+                result[new_key] = self._walk(item, counts, text_key)
             return result
-        if isinstance(value, list | tuple):
+        if kind is list or kind is tuple:
             return [self._walk(item, counts, None) for item in value]
-        if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**12:
+        if kind is int and abs(value) >= 10**12:
             text = self._scrub(str(value), counts)  # a card number stored as a JSON number
             return value if text == str(value) else text
         return value
+
+
+@functools.lru_cache(maxsize=4096)
+def _secret_key(key: str) -> bool:
+    return SECRET_KEYS.match(key) is not None
 
 
 def _findings(counts: Counter[str]) -> list[Finding]:
