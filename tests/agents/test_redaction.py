@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from agentjournal.agents.redaction import KINDS, Finding, Redactor, iban_valid, luhn_valid
 from agentjournal.journal import Journal, NewEvent
@@ -195,3 +197,41 @@ def test_a_journal_without_the_redactor_stores_the_payload_as_given(sqlite_url: 
 
 def _text(raw: bytes | str | memoryview) -> str:
     return raw if isinstance(raw, str) else bytes(raw).decode()
+
+
+# ----- properties -------------------------------------------------------------------------------
+
+_WORDS = st.sampled_from(["refund", "order", "the", "card", "number", "is", "call", "me", "on", "please", "ok"])
+
+
+def _with_check_digit(body: str) -> str:
+    for digit in "0123456789":
+        if luhn_valid(body + digit):
+            return body + digit
+    raise AssertionError("unreachable: one check digit always fits")
+
+
+@settings(max_examples=150, deadline=None)
+@given(body=st.from_regex(r"4[0-9]{14}", fullmatch=True), before=_WORDS, after=_WORDS, spaced=st.booleans())
+def test_any_luhn_valid_card_is_found(body: str, before: str, after: str, spaced: bool) -> None:
+    number = _with_check_digit(body)
+    shown = " ".join(number[i : i + 4] for i in range(0, 16, 4)) if spaced else number
+    redacted, findings = REDACTOR.redact_text(f"{before} {shown} {after}")
+    assert redacted == f"{before} [REDACTED:card] {after}"
+    assert findings == [Finding("card", 1)]
+
+
+@settings(max_examples=150, deadline=None)
+@given(body=st.from_regex(r"[1-9][0-9]{14}", fullmatch=True), before=_WORDS)
+def test_no_sixteen_digit_number_failing_luhn_is_touched(body: str, before: str) -> None:
+    number = next(body + digit for digit in "0123456789" if not luhn_valid(body + digit))
+    assert REDACTOR.redact_text(f"{before} {number}") == (f"{before} {number}", [])
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.one_of(_WORDS, st.sampled_from([text for _, text in POSITIVES] + NEGATIVES)), max_size=8))
+def test_redaction_is_idempotent_and_counts_its_markers(parts: list[str]) -> None:
+    text = " ".join(parts)
+    once, findings = REDACTOR.redact_text(text)
+    assert REDACTOR.redact_text(once) == (once, [])
+    assert sum(finding.count for finding in findings) == once.count("[REDACTED:") - text.count("[REDACTED:")

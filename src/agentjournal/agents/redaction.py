@@ -126,14 +126,14 @@ _DETECTORS: list[_Detector] = [
     ),
     _Detector(  # a URL's password
         "secret",
-        re.compile(r"(?i)\b[a-z][a-z0-9+.-]*://[^/\s:@]+:(?P<value>[^/\s@]+)@"),
+        re.compile(r"(?i)\b[a-z][a-z0-9+.-]*://[^/\s:@]+:(?!\[REDACTED:)(?P<value>[^/\s@]+)@"),
         gate=lambda p: "://" in p.text,
     ),
     _Detector(
         "secret",
         re.compile(
             r"(?i)\b(?:password|passwd|pwd|secret|api[_-]?key|access[_-]?token|client[_-]?secret)"
-            r"(?P<sep>\s*[:=]\s*)(?P<value>\"[^\"\s]+\"|'[^'\s]+'|[^\s,;\"']+)"
+            r"(?P<sep>\s*[:=]\s*)(?!\[REDACTED:)(?P<value>\"[^\"\s]+\"|'[^'\s]+'|[^\s,;\"']+)"
         ),
         gate=lambda p: _SECRET_WORDS.search(p.lower) is not None,
     ),
