@@ -39,8 +39,12 @@ def test_sqlite_in_memory_is_one_database_for_every_thread() -> None:
 
     from agentjournal import NewEvent
 
-    with Journal.open("sqlite:///:memory:") as journal:
-        with ThreadPoolExecutor(4) as pool:
-            list(pool.map(lambda n: journal.append(f"s{n}", NewEvent("Noted")), range(4)))
-        assert journal.head_position() == 4
+    def work(writer: int) -> None:
+        for number in range(20):
+            journal.append(f"s{writer}", NewEvent("Noted"), expected_version=number)
+            assert journal.read_stream(f"s{writer}")[-1].version == number + 1
+
+    with Journal.open("sqlite:///:memory:") as journal, ThreadPoolExecutor(4) as pool:
+        list(pool.map(work, range(4)))
+        assert journal.head_position() == 80
         assert journal.verify().ok

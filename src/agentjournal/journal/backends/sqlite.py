@@ -48,6 +48,9 @@ class SQLiteJournal(SQLJournal):
             if not parent.is_dir():
                 raise JournalConnectionError(f"cannot open SQLite journal {path!r}: folder {parent} does not exist")
             self._target = f"file:{Path(path).expanduser()}"
+        # A shared-cache in-memory database locks whole tables and fails at once with "database
+        # table is locked" (the busy timeout does not apply), so its connections take turns.
+        self._turns = threading.RLock() if path == ":memory:" else None
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._all_lock = threading.Lock()
@@ -69,7 +72,11 @@ class SQLiteJournal(SQLJournal):
         conn = getattr(self._local, "conn", None)
         if conn is None:
             conn = self._local.conn = self._new_connection()
-        yield conn
+        if self._turns is None:
+            yield conn
+            return
+        with self._turns:
+            yield conn
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Cursor]:
