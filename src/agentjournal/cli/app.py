@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-import click
 import typer
 from rich.console import Console
 from typer.core import TyperGroup
@@ -23,7 +22,9 @@ class _JournalErrorsAsMessages(TyperGroup):
     """A JournalError (bad input, unreachable database, conflict) ends the command with its
     message and exit code 1, never with a stack trace."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    # Typer vendors its own click (typer._click) and no longer installs click, so the context
+    # is typed loosely here rather than importing a package that a fresh install lacks.
+    def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
         except JournalError as exc:
@@ -52,7 +53,9 @@ settings = _Settings()
 def _global_options(
     db: Annotated[
         str,
-        typer.Option("--db", envvar="AGENTJOURNAL_DB", help="Journal URL: sqlite:///file.db, postgresql://…, mysql://…"),
+        typer.Option(
+            "--db", envvar="AGENTJOURNAL_DB", help="Journal URL: sqlite:///file.db, postgresql://…, mysql://…"
+        ),
     ] = DEFAULT_URL,
 ) -> None:
     settings.db_url = db
