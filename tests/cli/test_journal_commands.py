@@ -21,7 +21,7 @@ import typer
 from typer.testing import Result
 
 from agentjournal import Journal, NewEvent
-from agentjournal.cli.app import app
+from agentjournal.cli.app import app, console
 from agentjournal.cli.journal_commands import MIGRATED_COMPONENTS
 from agentjournal.quickstart import REFUND_CONVERSATION, STREAM_ID
 
@@ -328,6 +328,19 @@ def test_quickstart_writes_the_refund_conversation_and_is_idempotent(invoke: Inv
         assert all(event.causation_id == cause.event_id for cause, event in itertools.pairwise(stored))
         assert {event.correlation_id for event in stored} == {stored[0].event_id}
         assert journal.verify().ok
+
+
+def test_quickstart_fits_an_80_column_terminal(
+    invoke: Invoke, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(console, "width", 80)
+    result = invoke(sqlite_url, "quickstart")
+    assert result.exit_code == 0, result.output
+    rows = [line for line in result.stdout.splitlines() if line.strip()[:1].isdigit()]
+    assert len(rows) == 6  # one line per event
+    assert all(len(line) <= 80 for line in result.stdout.splitlines())
+    assert [row.split()[2] for row in rows] == [event_type for event_type, _, _ in REFUND_CONVERSATION]
+    assert [row.split()[4] for row in rows[1:]] == ["v1", "v2", "v3", "v4", "v5"]  # the causal chain
 
 
 def test_the_default_journal_is_a_sqlite_file_in_the_working_folder(

@@ -7,7 +7,7 @@ this module only parses options and renders results (Rich tables, progress bars)
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Annotated, Any, BinaryIO, NoReturn
 
@@ -63,33 +63,38 @@ def events_table(events: Sequence[RecordedEvent], title: str | None = None) -> T
     """Events as a Rich table: version, position, time, type, actor, cause and a short data preview.
 
     One line per event: the data preview gets whatever width the other columns leave on the
-    terminal. The cause is shown as `v<N>` when it is an event of the same table, else as a short id.
+    terminal; on a narrow one the position goes and the time loses its date when all events share
+    one. The cause is shown as `v<N>` when it is an event of the same table, else as a short id.
     """
     version_of = {event.event_id: event.version for event in events}
-    headers = ("ver", "pos", "time", "type", "actor", "cause")
-    rows = []
-    for event in events:
-        cause = event.causation_id or ""
-        rows.append(
-            (
-                str(event.version),
-                str(event.position),
-                event.recorded_at.strftime("%Y-%m-%d %H:%M:%S"),
-                event.type,
-                event.actor or "",
-                f"v{version_of[cause]}" if cause in version_of else cause[:8],
-            )
-        )
+    narrow = console.width < 110
+    dates = {event.recorded_at.date() for event in events}
+    short_time = narrow and len(dates) == 1
+    time_format = "%H:%M:%S" if short_time else "%Y-%m-%d %H:%M:%S"
+    cells: dict[str, Callable[[RecordedEvent], str]] = {
+        "ver": lambda event: str(event.version),
+        "pos": lambda event: str(event.position),
+        "time": lambda event: event.recorded_at.strftime(time_format),
+        "type": lambda event: event.type,
+        "actor": lambda event: event.actor or "",
+        "cause": lambda event: (
+            f"v{version_of[event.causation_id]}" if event.causation_id in version_of else (event.causation_id or "")[:8]
+        ),
+    }
+    if narrow:
+        del cells["pos"]
+    rows = [[cell(event) for cell in cells.values()] for event in events]
     # Each column takes its widest cell plus 3 (padding and separator); the table edges take 3.
-    used = sum(max(len(cells[column]) for cells in [headers, *rows]) + 3 for column in range(len(headers)))
+    used = sum(max(len(row[column]) for row in [list(cells), *rows]) + 3 for column in range(len(cells)))
     preview_width = min(PREVIEW_CHARS, max(16, console.width - used - 3))
-    table = Table(*headers, "data", title=title, box=box.SIMPLE_HEAD, caption="times in UTC")
-    table.columns[0].justify = table.columns[1].justify = "right"
-    table.columns[3].style = "bold"
+    caption = f"times in UTC, on {dates.pop():%Y-%m-%d}" if short_time else "times in UTC"
+    table = Table(*cells, "data", title=title, box=box.SIMPLE_HEAD, caption=caption)
     for column in table.columns:
         column.no_wrap = True
-    for event, cells in zip(events, rows, strict=True):
-        table.add_row(*cells, _preview(event, preview_width))
+        column.justify = "right" if column.header in ("ver", "pos") else "left"
+        column.style = "bold" if column.header == "type" else ""
+    for event, row in zip(events, rows, strict=True):
+        table.add_row(*row, _preview(event, preview_width))
     return table
 
 
