@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -272,13 +273,13 @@ def run_demo(journal: Journal, console: Console) -> dict[str, Any]:
     knew = [c for c in then.calls.values() if c["output"] and c["tool"] in ("lookup_order", "check_refund_policy")]
     console.print(
         f"[bold]State at version {at}[/bold] (step {then.step}): active agent {then.agent}; it knew "
-        + "; ".join(f"{c['tool']} → {brief(c['output'], 60)}" for c in knew)
+        + "; ".join(f"{c['tool']} → {escape(brief(c['output'], 60))}" for c in knew)
         + f"; spent ${then.cost_usd:.5f}, {then.tokens} tokens; no refund issued yet."
     )
     final = next(e for e in journal.read_stream(refund.stream_id, backwards=True) if e.type == "ResponseFinalized")
     chain = causes(journal, final.event_id)
     steps = [f"v{e.version} {explainers.explain(e).title}" for e in chain.events]
-    console.print("[bold]Why this answer?[/bold] " + " ← ".join(steps))
+    console.print("[bold]Why this answer?[/bold] " + escape(" ← ".join(steps)))
     found = bisect_stream(journal, refunds_within_40_usd, refund.stream_id)
     if found.culprit is not None:
         console.print(
