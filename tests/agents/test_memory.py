@@ -15,6 +15,7 @@ from agentjournal.agents.memory import (
     memory_stream,
 )
 from agentjournal.agents.redaction import Finding
+from agentjournal.forensics.explainers import explainers
 from agentjournal.journal import Journal
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
@@ -157,3 +158,18 @@ def test_bad_input_is_refused_and_nothing_is_stored(journal: Journal, kwargs: di
     assert journal.stream_version(memory_stream("acme", "u1")) == 0
     with pytest.raises(ValueError, match="k must be at least 1"):
         memory.recall("acme", "u1", "x", k=0)
+
+
+def test_memory_events_read_in_plain_language(journal: Journal) -> None:
+    memory = MemoryService(journal)
+    item = memory.remember("acme", "u1", "Prefers e-mail at carol@example.com", now=NOW)
+    memory.forget("acme", "u1", item, reason="asked to")
+    stored, forgotten = (explainers.explain(event) for event in journal.read_stream(memory_stream("acme", "u1")))
+    assert stored.title == "Remembered a note about u1"
+    assert stored.summary == "Prefers e-mail at [REDACTED:email]"
+    assert stored.tags == {
+        "user": "u1",
+        "kept": f"until {(NOW + timedelta(days=1)).isoformat()}",
+        "redacted": "email x1",
+    }
+    assert (forgotten.title, forgotten.summary) == ("Forgot a memory item", f"item {item}: asked to")

@@ -12,6 +12,7 @@ with it, best first.
 
 from __future__ import annotations
 
+import heapq
 import math
 import re
 import threading
@@ -22,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from agentjournal.agents.redaction import Finding, Redactor
+from agentjournal.forensics.explainers import Explanation, brief, explainers
 from agentjournal.journal import Journal, NewEvent, RecordedEvent
 from agentjournal.journal.ids import uuid7
 
@@ -81,6 +83,8 @@ class _UserMemory:
 
     version: int = 0
     items: dict[str, MemoryItem] = field(default_factory=dict)
+    terms: dict[str, Counter[str]] = field(default_factory=dict)
+    """Each item's term counts (text and tags), computed once when the item is folded in."""
 
 
 class MemoryService:
@@ -139,26 +143,31 @@ class MemoryService:
         """The `k` live items most relevant to `query` (BM25); items sharing no term with it are left out."""
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}")
-        items = self.items(tenant_id, user_id, now=now)
+        now = _aware(now) if now is not None else datetime.now(UTC)
+        memory = self._load(tenant_id, user_id)
+        live = [item for item in memory.items.values() if not item.expired(now)]
         terms = set(tokenize(query))
-        if not items or not terms:
+        if not live or not terms:
             return []
-        documents = [tokenize(" ".join([item.text, *item.tags])) for item in items]
-        average = sum(len(doc) for doc in documents) / len(documents) or 1.0
-        frequency = Counter(term for doc in documents for term in set(doc))
-        scored: list[MemoryItem] = []
+        documents = [memory.terms[item.item_id] for item in live]
+        lengths = [sum(doc.values()) for doc in documents]
+        average = sum(lengths) / len(documents) or 1.0
+        frequency = Counter(term for doc in documents for term in terms & doc.keys())
+        n = len(documents)
+        idf = {term: math.log(1 + (n - count + 0.5) / (count + 0.5)) for term, count in frequency.items()}
         k1, b = 1.5, 0.75
-        for item, doc in zip(items, documents, strict=True):
-            counts = Counter(doc)
+        scored: list[tuple[float, MemoryItem]] = []
+        for item, doc, length in zip(live, documents, lengths, strict=True):
+            norm = k1 * (1 - b + b * length / average)
             score = 0.0
-            for term in terms & counts.keys():
-                idf = math.log(1 + (len(documents) - frequency[term] + 0.5) / (frequency[term] + 0.5))
-                tf = counts[term]
-                score += idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * len(doc) / average))
+            for term, weight in idf.items():
+                tf = doc.get(term)
+                if tf:
+                    score += weight * tf * (k1 + 1) / (tf + norm)
             if score > 0:
-                scored.append(replace(item, score=round(score, 6)))
-        scored.sort(key=lambda item: (-item.score, -item.created_at.timestamp(), item.item_id))
-        return scored[:k]
+                scored.append((round(score, 6), item))
+        best = heapq.nsmallest(k, scored, key=lambda pair: (-pair[0], -pair[1].created_at.timestamp(), pair[1].item_id))
+        return [replace(item, score=score) for score, item in best]
 
     def items(
         self, tenant_id: str, user_id: str, *, now: datetime | None = None, include_expired: bool = False
@@ -197,7 +206,7 @@ class MemoryService:
             for event in self.journal.read_stream(stream, memory.version + 1):
                 _apply(memory, event, tenant_id)
                 memory.version = event.version
-            return _UserMemory(memory.version, dict(memory.items))
+            return _UserMemory(memory.version, dict(memory.items), dict(memory.terms))
 
 
 def _apply(memory: _UserMemory, event: RecordedEvent, tenant_id: str) -> None:
@@ -215,11 +224,31 @@ def _apply(memory: _UserMemory, event: RecordedEvent, tenant_id: str) -> None:
             expires_at=datetime.fromisoformat(expires) if expires else None,
             redactions=tuple(Finding(entry["kind"], entry["count"]) for entry in data.get("redactions", ())),
         )
+        memory.terms[data["item_id"]] = Counter(tokenize(" ".join([data["text"], *data.get("tags", ())])))
     elif event.type == MEMORY_FORGOTTEN:
         memory.items.pop(data["item_id"], None)
+        memory.terms.pop(data["item_id"], None)
 
 
 def _aware(moment: datetime) -> datetime:
     if moment.tzinfo is None:
         raise ValueError(f"time {moment.isoformat()} has no time zone; give an aware datetime (UTC)")
     return moment.astimezone(UTC)
+
+
+def _explain_stored(event: RecordedEvent) -> Explanation:
+    data = event.data
+    kept = "long-term" if data.get("long_term") else f"until {data.get('expires_at')}"
+    tags = {"user": str(data.get("user_id")), "kept": kept}
+    if data.get("redactions"):
+        tags["redacted"] = ", ".join(f"{entry['kind']} x{entry['count']}" for entry in data["redactions"])
+    return Explanation(f"Remembered a note about {data.get('user_id')}", brief(data.get("text"), 100), tags)
+
+
+def _explain_forgotten(event: RecordedEvent) -> Explanation:
+    reason = event.data.get("reason") or "no reason given"
+    return Explanation("Forgot a memory item", f"item {event.data.get('item_id')}: {reason}")
+
+
+explainers.register(MEMORY_STORED, _explain_stored)
+explainers.register(MEMORY_FORGOTTEN, _explain_forgotten)
