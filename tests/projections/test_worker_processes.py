@@ -103,9 +103,9 @@ def owners(journal: Journal) -> dict[str, str]:
 
 def test_a_worker_killed_mid_batch_resumes_exactly_once(sql_journal_url: str, processes: Processes) -> None:
     with Journal.open(sql_journal_url) as journal:
-        append_runs(journal, synthetic_runs(1200, seed=11))
+        append_runs(journal, synthetic_runs(400, seed=11))
         head = journal.head_position()
-        first = processes.worker(sql_journal_url, "node-a", "-p", "runs", "--batch-size", "20")
+        first = processes.worker(sql_journal_url, "node-a", "-p", "runs", "--batch-size", "10")
         wait_until(
             lambda: checkpoint(journal) > head // 4,
             60,
@@ -116,7 +116,7 @@ def test_a_worker_killed_mid_batch_resumes_exactly_once(sql_journal_url: str, pr
         first.wait(timeout=10)
         stopped_at = checkpoint(journal)
         assert 0 < stopped_at < head, "the kill must land while the worker is still catching up"
-        processes.worker(sql_journal_url, "node-b", "-p", "runs", "--batch-size", "20")
+        processes.worker(sql_journal_url, "node-b", "-p", "runs", "--batch-size", "10")
         wait_until(
             lambda: checkpoint(journal) == head, 60, "the second worker catches up", lambda: processes.log("node-b")
         )
