@@ -95,12 +95,22 @@ def search_docs_hash() -> str:
     return search_docs.schema_hash
 
 
+class Connection:
+    """Not something a model can send as an argument."""
+
+
+def takes_a_connection(connection: Connection) -> None:
+    return None
+
+
 @pytest.mark.parametrize(
     ("function", "message"),
     [
         (lambda x: x, "parameter 'x' has no type annotation"),
         (lambda *args: None, "ordinary named parameter"),
         ("not a function", "expected a function"),
+        (lambda connection: None, "has no type annotation"),
+        (takes_a_connection, "cannot be described as JSON: Unable to generate pydantic-core schema"),
     ],
 )
 def test_a_function_that_cannot_be_a_typed_tool_is_refused(function: Any, message: str) -> None:

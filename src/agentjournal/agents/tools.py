@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, overload
 
 import orjson
-from pydantic import BaseModel, ConfigDict, ValidationError, create_model
+from pydantic import BaseModel, ConfigDict, PydanticUserError, ValidationError, create_model
 
 from agentjournal.agents.planner import validation_errors
 from agentjournal.agents.sandbox import SandboxLimits, run_sandboxed
@@ -222,7 +222,13 @@ def arguments_model(tool_name: str, function: Callable[..., Any]) -> tuple[type[
             raise TypeError(f"tool {tool_name!r}: parameter {parameter.name!r} has no type annotation")
         default = ... if parameter.default is parameter.empty else parameter.default
         fields[parameter.name] = (hints[parameter.name], default)
-    model = create_model(f"{tool_name}_arguments", __config__=ConfigDict(extra="forbid"), **fields)
+    try:
+        model = create_model(f"{tool_name}_arguments", __config__=ConfigDict(extra="forbid"), **fields)
+        model.model_json_schema()
+    except PydanticUserError as exc:  # e.g. a parameter typed with a class pydantic cannot validate
+        raise TypeError(
+            f"tool {tool_name!r}: its parameters cannot be described as JSON: {str(exc).splitlines()[0]}"
+        ) from None
     return model, wants_key
 
 
@@ -357,9 +363,8 @@ async def execute(
     try:
         result = await asyncio.wait_for(call, timeout=tool.timeout_s)
     except TimeoutError:
-        return Observation.failure(
-            "timeout", f"{tool.name} did not finish within {tool.timeout_s:g} s", latency_ms=elapsed(), retryable=True
-        )
+        message = f"{tool.name} did not finish within {tool.timeout_s:g} s"
+        return Observation(False, None, "timeout", message, elapsed(), retryable=True, cost_usd=tool.cost_usd)
     except Exception as exc:
         return Observation(
             False,
