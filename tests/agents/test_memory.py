@@ -85,8 +85,9 @@ def test_pii_is_redacted_before_it_is_journaled(journal: Journal) -> None:
         {"kind": "ip", "count": 1},
         {"kind": "phone", "count": 1},
     ]
+    stored = str({key: value for key, value in event.data.items() if key != "item_id"})  # a uuid may hold "4111"
     for secret in ("carol", "7946", "4111", "10.1.2.3"):
-        assert secret not in str(event.data)
+        assert secret not in stored
     [item] = memory.items("acme", "u1")
     assert item.redactions == (Finding("card", 1), Finding("email", 1), Finding("ip", 1), Finding("phone", 1))
 
