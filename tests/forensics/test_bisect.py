@@ -47,7 +47,8 @@ def test_bisect_stream_finds_the_planted_failure(journal: Journal) -> None:
     assert result.lineage is not None and result.lineage.events[0].event_id == result.culprit.event_id
     # the state right before the culprit holds, the state at the culprit fails
     repository = Repository(journal, Ledger)
-    assert isinstance(PricesInBounds().evaluate(repository.load_at_version(run.stream_id, run.planted_version - 1)), Holds)
+    before = repository.load_at_version(run.stream_id, run.planted_version - 1)
+    assert isinstance(PricesInBounds().evaluate(before), Holds)
     assert isinstance(PricesInBounds().evaluate(repository.load_at_version(run.stream_id, run.planted_version)), Fails)
 
 

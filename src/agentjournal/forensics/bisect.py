@@ -12,7 +12,7 @@ from __future__ import annotations
 import bisect as bisect_module
 import math
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, Literal, TypeVar
@@ -162,9 +162,11 @@ class Replay(Generic[S]):
 class _Search:
     """The probing logic shared by stream and journal bisects."""
 
-    def __init__(self, invariant: Invariant[Any], replay: Replay[Any], progress: Progress | None, expected: int):
+    def __init__(
+        self, invariant: Invariant[Any], state_at: Callable[[int], Any], progress: Progress | None, expected: int
+    ) -> None:
         self.invariant = invariant
-        self.replay = replay
+        self.state_at = state_at
         self.progress = progress
         self.expected = expected
         self.outcomes: dict[int, Outcome] = {}
@@ -172,7 +174,7 @@ class _Search:
 
     def evaluate(self, key: int) -> Outcome:
         if key not in self.outcomes:
-            outcome = self.invariant.check(self.replay.state_at(key))
+            outcome = self.invariant.check(self.state_at(key))
             self.outcomes[key] = outcome
             if isinstance(outcome, Errored):
                 self.errors.append((key, outcome.message))
@@ -263,8 +265,7 @@ def bisect_stream(
     _run(
         result,
         invariant,
-        replay,
-        event_at,
+        _Probes(replay.state_at, replay.steps, event_at),
         exhaustive=exhaustive,
         probe_start=start > 0,
         progress=progress,
@@ -295,20 +296,74 @@ def bisect_journal(
         # Positions are gapless, so (after, upto] holds at most upto - after events of any type.
         return journal.read_all(after, min(JOURNAL_PAGE, max(upto - after, 1)), types=types)
 
+    def fold(state: Any, event: RecordedEvent) -> Any:
+        return invariant.fold(state, event) if invariant.relevant(event) else state
+
+    window = invariant.window
     replay: Replay[Any] = Replay(
         start=start,
         end=end,
-        initial=invariant.initial,
-        fold=invariant.fold,
-        copy=invariant.copy,
+        initial=(lambda: deque(maxlen=window)) if window else invariant.initial,
+        fold=(lambda recent, event: _remember(invariant, recent, event)) if window else fold,
+        copy=deque.copy if window else invariant.copy,
         read=read,
         key=lambda event: event.position,
         checkpoint_every=max(256, (end - start) // 512),
     )
+
+    def window_state_at(position: int) -> Any:
+        return _fold_all(invariant, recent_events(journal, invariant, start, position))
+
+    def window_steps() -> Iterator[tuple[int, RecordedEvent, Any]]:
+        return ((key, event, _fold_all(invariant, recent)) for key, event, recent in replay.steps())
+
     result = BisectResult(invariant.name, "journal", None, start, end, 0)
     event_at = lambda position: journal.read_all(position - 1, 1)[0]  # noqa: E731
-    _run(result, invariant, replay, event_at, exhaustive=exhaustive, probe_start=True, progress=progress)
+    _run(
+        result,
+        invariant,
+        _Probes(window_state_at, window_steps, event_at)
+        if window
+        else _Probes(replay.state_at, replay.steps, event_at),
+        exhaustive=exhaustive,
+        probe_start=True,
+        progress=progress,
+    )
     return _finish(result, journal, explain)
+
+
+def _remember(invariant: Invariant[Any], recent: deque[RecordedEvent], event: RecordedEvent) -> deque[RecordedEvent]:
+    if invariant.relevant(event):
+        recent.append(event)
+    return recent
+
+
+def _fold_all(invariant: Invariant[Any], events: Iterable[RecordedEvent]) -> Any:
+    state = invariant.initial()
+    for event in events:
+        state = invariant.fold(state, event)
+    return state
+
+
+def recent_events(journal: Journal, invariant: Invariant[Any], start: int, position: int) -> list[RecordedEvent]:
+    """The last `invariant.window` relevant events in (start, position], oldest first, read backwards
+    in growing pages (a rule about recent behaviour needs only these)."""
+    wanted = invariant.window or 1
+    types = set(invariant.types or ())
+    found: list[RecordedEvent] = []
+    before, page = position + 1, 64
+    while len(found) < wanted and before - 1 > start:
+        events = journal.read_all(before, min(page, before - 1 - start), backwards=True)
+        if not events:
+            break
+        for event in events:
+            if (not types or event.type in types) and invariant.relevant(event):
+                found.append(event)
+                if len(found) == wanted:
+                    break
+        before = events[-1].position
+        page = min(page * 4, JOURNAL_PAGE)
+    return found[::-1]
 
 
 def bisect(
@@ -362,11 +417,19 @@ def position_range(journal: Journal, since: datetime | None, until: datetime | N
     return start, end
 
 
+@dataclass(frozen=True)
+class _Probes:
+    """How a search gets its states: at any key, all in order (exhaustive), and the event at a key."""
+
+    state_at: Callable[[int], Any]
+    steps: Callable[[], Iterator[tuple[int, RecordedEvent, Any]]]
+    event_at: Callable[[int], RecordedEvent]
+
+
 def _run(
     result: BisectResult,
     invariant: Invariant[Any],
-    replay: Replay[Any],
-    event_at: Callable[[int], RecordedEvent],
+    probes: _Probes,
     *,
     exhaustive: bool,
     probe_start: bool,
@@ -374,28 +437,31 @@ def _run(
     end_first: bool = False,
 ) -> None:
     if exhaustive:
-        _exhaustive(result, invariant, replay, progress)
+        _exhaustive(result, invariant, probes.steps(), progress)
         return
-    search = _Search(invariant, replay, progress, _expected_probes(result.end - result.start))
+    search = _Search(invariant, probes.state_at, progress, _expected_probes(result.end - result.start))
     found = search.first_failure(result.start, result.end, probe_start=probe_start, end_first=end_first)
     result.evaluations = len(search.outcomes)
     result.errors = sorted(search.errors)
     if found is None:
         return
     low, high = found
-    result.culprit = event_at(high)
+    result.culprit = probes.event_at(high)
     result.outcome = search.outcomes[high]
     result.last_held = low
     result.confirmed = isinstance(search.outcomes.get(low, Holds()), Holds)
 
 
 def _exhaustive(
-    result: BisectResult, invariant: Invariant[Any], replay: Replay[Any], progress: Progress | None
+    result: BisectResult,
+    invariant: Invariant[Any],
+    steps: Iterator[tuple[int, RecordedEvent, Any]],
+    progress: Progress | None,
 ) -> None:
     """Evaluate after every event of the range; record each change of outcome."""
     previous: Outcome = Holds()
     total = result.end - result.start
-    for key, event, state in replay.steps():
+    for key, event, state in steps:
         outcome = invariant.check(state)
         result.evaluations += 1
         if isinstance(outcome, Errored):

@@ -66,6 +66,10 @@ class Invariant(Generic[S]):
     """The Aggregate a stream is folded into for this rule (None: the stream's registered type)."""
     types: ClassVar[tuple[str, ...] | None] = None
     """Event types the journal-wide fold reads (None: all); the others are never fetched."""
+    window: ClassVar[int | None] = None
+    """When set, the journal-wide state at a position is the fold of only the last `window` relevant
+    events at or before it: a rule about recent behaviour ("the tool's latest answer is in bounds").
+    Bisect then rebuilds each probe from a short backward read instead of folding the journal."""
 
     def evaluate(self, state: S) -> Verdict:
         raise NotImplementedError
@@ -80,6 +84,10 @@ class Invariant(Generic[S]):
     def fold(self, state: S, event: RecordedEvent) -> S:
         """Fold one event into the journal-wide state (may mutate and return `state`)."""
         raise InvariantError(f"invariant {self.name!r} has no journal-wide fold: implement fold()")
+
+    def relevant(self, event: RecordedEvent) -> bool:
+        """Whether the journal-wide fold uses this event of one of `types` (default: all of them)."""
+        return True
 
     def copy(self, state: S) -> S:
         """An independent copy of a journal-wide state, kept as a checkpoint during bisect."""

@@ -50,6 +50,7 @@ def what_if(
 
     `inject=[(after_version, event)]` adds an event after that version (0: before the first);
     `drop=[version]` removes events; `replace={version: event}` swaps one for another.
+    The aggregate is `aggregate`, else the one the invariants fold, else the stream's registered type.
     """
     current = journal.stream_version(stream_id)
     if current == 0:
@@ -68,8 +69,15 @@ def what_if(
     for after, event in inject:
         _check(stream_id, after, end, "inject after", low=0)
         injected.setdefault(after, []).append(event)
+    for new in [*replace.values(), *(event for _, event in inject)]:
+        if not isinstance(new, NewEvent) or not isinstance(new.type, str) or not new.type:
+            raise InvalidEventError(f"stream {stream_id!r}: what-if events must be NewEvent with a type, got {new!r}")
 
-    kind = aggregate or aggregate_types.for_stream(stream_id)
+    declared = {rule.aggregate for rule in invariants if rule.aggregate is not None}
+    if aggregate is None and len(declared) > 1:
+        names = ", ".join(sorted(kind.__name__ for kind in declared))
+        raise InvalidEventError(f"the invariants fold different aggregates ({names}); pass aggregate=...")
+    kind = aggregate or (declared.pop() if declared else aggregate_types.for_stream(stream_id))
     actual, hypothetical = kind(stream_id), kind(stream_id)
     events: list[RecordedEvent] = []
     changes: list[str] = []
@@ -109,8 +117,6 @@ def _copy(event: RecordedEvent) -> RecordedEvent:
 
 def _hypothetical(journal: Journal, stream_id: str, new: NewEvent, anchor: RecordedEvent | None) -> RecordedEvent:
     """An envelope for an event that never happened: no position, no hash, the anchor's time."""
-    if not isinstance(new, NewEvent) or not isinstance(new.type, str) or not new.type:
-        raise InvalidEventError(f"stream {stream_id!r}: what-if events must be NewEvent with a type, got {new!r}")
     data = new.data.model_dump(mode="json") if isinstance(new.data, BaseModel) else dict(new.data)
     first = anchor or journal.read_stream(stream_id, 1, 1)[0]
     return RecordedEvent(
