@@ -20,6 +20,7 @@ other work on the machine hits them alike; figures are medians over `--repeat` r
 from __future__ import annotations
 
 import argparse
+import cProfile
 import gc
 import hashlib
 import os
@@ -46,6 +47,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from agentjournal import Journal, NewEvent
+from agentjournal.journal.backends.postgres import PostgresJournal
 from agentjournal.journal.backends.sql import COLUMNS
 from agentjournal.journal.envelope import canonical_json, format_time
 from agentjournal.testing import databases
@@ -193,6 +195,7 @@ class EventsourcingSubject(Subject):
         self.app.close()
 
 
+@dataclass(frozen=True)
 class Happened(DomainEvent):
     """The library's domain event with the same payload (its metaclass makes it a frozen dataclass)."""
 
@@ -340,7 +343,7 @@ def _subject(system: str, backend: str, url: str, sizes: Sizes) -> Subject | Non
         return None  # the library has no MySQL persistence module
     # raw and raw-copy: the journal's migration creates the table, then the bare driver takes over
     with Journal.open(url) as journal:
-        pass
+        conninfo = journal.conninfo if isinstance(journal, PostgresJournal) else ""
     if backend == "sqlite":
         conn: Any = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
         conn.execute("PRAGMA journal_mode=WAL")
@@ -349,7 +352,7 @@ def _subject(system: str, backend: str, url: str, sizes: Sizes) -> Subject | Non
         import psycopg
         from psycopg.types.string import TextLoader
 
-        conn = psycopg.connect(journal.conninfo, autocommit=True)
+        conn = psycopg.connect(conninfo, autocommit=True)
         for name in ("json", "uuid"):  # fetched as text, undecoded: the floor
             conn.adapters.register_loader(name, TextLoader)
     else:
@@ -467,6 +470,52 @@ def run(backends: list[str], sizes: Sizes, repeat: int, on_step: Callable[[str],
     return results
 
 
+def profile(backend: str, sizes: Sizes, folder: Path, top: int = 8) -> list[Table]:
+    """Where agentjournal's time goes: each workload once under cProfile, its busiest functions."""
+
+    def singles(subject: Subject) -> None:
+        for version in range(1, sizes.singles + 1):
+            subject.append_one(version)
+
+    def batches(subject: Subject) -> None:
+        for index in range(sizes.batches):
+            subject.append_batch(index)
+
+    workloads: list[tuple[str, Callable[[Subject], object]]] = [
+        ("single appends", singles),
+        ("batch appends", batches),
+        ("read the stream", lambda subject: subject.read_stream()),
+        ("read_all", lambda subject: subject.read_all()),
+    ]
+    tables = []
+    with open_subject("agentjournal", backend, sizes, folder) as subject:
+        assert subject is not None
+        for label, workload in workloads:
+            profiler = cProfile.Profile()
+            profiler.runcall(workload, subject)
+            entries = profiler.getstats()  # own time is `inlinetime`, in seconds
+            total = max(1e-9, sum(entry.inlinetime for entry in entries))
+            table = Table(
+                "function",
+                "calls",
+                "own time (ms)",
+                "share",
+                title=f"{backend} · {label} · {total * 1e3:,.0f} ms profiled",
+            )
+            for entry in sorted(entries, key=lambda entry: entry.inlinetime, reverse=True)[:top]:
+                code = entry.code
+                name = (
+                    code
+                    if isinstance(code, str)
+                    else f"{code.co_name} ({Path(code.co_filename).name}:{code.co_firstlineno})"
+                )
+                table.add_row(
+                    name, f"{entry.callcount:,}", f"{entry.inlinetime * 1e3:,.1f}", f"{entry.inlinetime / total:.0%}"
+                )
+            tables.append(table)
+    return tables
+
+
 # ----- reporting ----------------------------------------------------------------------------
 
 
@@ -565,6 +614,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
     parser.add_argument("--backends", default=",".join(BACKENDS), help="comma-separated: sqlite,postgres,mysql")
     parser.add_argument("--json", type=Path, help="also write every figure of every run to this file")
+    parser.add_argument("--profile", action="store_true", help="then profile agentjournal's workloads on each backend")
     args = parser.parse_args(argv)
     backends = [name.strip() for name in args.backends.split(",") if name.strip()]
     unknown = sorted(set(backends) - set(BACKENDS))
@@ -605,6 +655,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     for line in missed:
         console.print(f"[yellow]target missed[/yellow] {line}", highlight=False)
+    if args.profile:
+        with tempfile.TemporaryDirectory(prefix="aj-profile-") as folder:
+            for backend in backends:
+                for table in profile(backend, sizes, Path(folder)):
+                    console.print(table)
     if args.json:
         args.json.write_bytes(
             orjson.dumps(
