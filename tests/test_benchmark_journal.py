@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_the_journal_benchmark_runs_and_reports_every_figure(tmp_path: Path) -> None:
     figures = tmp_path / "figures.json"
-    options = ["--quick", "--backends", "sqlite", "--repeat", "2", "--json", str(figures)]
+    options = ["--quick", "--backends", "sqlite", "--repeat", "2", "--json", str(figures), "--profile"]
     result = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "journal.py"), *options],
         capture_output=True,
@@ -24,6 +24,8 @@ def test_the_journal_benchmark_runs_and_reports_every_figure(tmp_path: Path) -> 
     assert result.returncode == 0, result.stderr
     assert "single append p50 (µs)" in result.stdout
     assert "aj / raw" in result.stdout
+    for workload in ("single appends", "batch appends", "read the stream", "read_all"):
+        assert f"sqlite · {workload} ·" in result.stdout  # the profile of each workload
     medians = orjson.loads(figures.read_bytes())["medians"]["sqlite"]
     assert set(medians) == {"agentjournal", "eventsourcing", "raw"}
     for system, values in medians.items():
