@@ -39,6 +39,24 @@ class OrderingConformance(ConformanceBase):
         assert everything[3:] == first + second
         assert journal.verify().ok
 
+    def test_a_reader_never_sees_part_of_a_batch(self, journal: Journal) -> None:
+        done = threading.Event()
+
+        def write() -> None:
+            try:
+                for number in range(6):
+                    journal.append(f"batch-{number}", new_events(200))
+            finally:
+                done.set()
+
+        with ThreadPoolExecutor(1) as pool:
+            writing = pool.submit(write)
+            while not done.is_set():
+                count = len(journal.read_all(limit=5000))
+                assert count % 200 == 0, f"a reader saw {count} events: part of a 200-event batch"
+            writing.result()
+        assert len(journal.read_all(limit=5000)) == 1200
+
     def test_a_late_commit_is_never_skipped_by_a_polling_reader(self, journal: Journal) -> None:
         """A writes and stays open (in the before-commit hook), B writes, the reader polls;
         then A commits. The reader must get A, then B, with no gap."""

@@ -72,6 +72,7 @@ class ReadConformance(ConformanceBase):
             assert event == stored
         # The canonical bytes, not merely an equal JSON value: the hash depends on them.
         assert _as_bytes(read.data_json) == canonical_json(RICH_DATA)
+        assert _as_bytes(read.metadata_json) == b'{"cost":{"usd":0.0012},"model":"scripted"}'
 
     def test_recorded_at_is_utc_now_with_microseconds(self, journal: Journal) -> None:
         before = datetime.now(UTC)
