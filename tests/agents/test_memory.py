@@ -136,11 +136,14 @@ def test_a_second_service_sees_the_same_memory(journal: Journal, sqlite_or_postg
     assert {found.item_id for found in writer.recall("acme", "u1", "refund", now=NOW)} == {item, newer}
 
 
-def test_the_memory_backend_works_too() -> None:
-    with Journal.open("memory://") as journal:
+def test_memory_works_on_every_backend(journal_url: str) -> None:
+    with Journal.open(journal_url) as journal:
         memory = MemoryService(journal)
-        memory.remember("acme", "u1", "refund approved")
-        assert len(memory.recall("acme", "u1", "refund")) == 1
+        item = memory.remember("acme", "user-1", "refund approved for carol@example.com")
+        [found] = memory.recall("acme", "user-1", "refund")
+        assert (found.item_id, found.text) == (item, "refund approved for [REDACTED:email]")
+        memory.forget("acme", "user-1", item)
+        assert memory.recall("acme", "user-1", "refund") == []
 
 
 @pytest.mark.parametrize(

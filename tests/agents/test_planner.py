@@ -120,8 +120,8 @@ def test_text_that_is_not_a_plan_object_is_rejected(raw: str, message: str) -> N
     json.dumps(caught.value.errors)
 
 
-def test_a_rejection_goes_into_the_journal_as_is(sqlite_url: str) -> None:
-    with Journal.open(sqlite_url) as journal:
+def test_a_rejection_goes_into_the_journal_as_is(sqlite_or_postgres_url: str) -> None:
+    with Journal.open(sqlite_or_postgres_url) as journal:
         try:
             validate_plan(changed(["budgetUsd"], 50), TOOLS)
         except PlanValidationError as exc:
