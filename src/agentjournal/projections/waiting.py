@@ -29,13 +29,14 @@ class PollingWaiter:
     def __init__(self, *, min_delay: float = 0.005, max_delay: float = 0.5) -> None:
         self.min_delay = min_delay
         self.max_delay = max_delay
-        self._delay = min_delay
+        self.delay = min_delay
+        """The next idle sleep."""
 
     def wait(self, timeout: float) -> None:
-        time.sleep(max(0.0, min(self._delay, timeout)))
+        time.sleep(max(0.0, min(self.delay, timeout)))
 
     def woke(self, found_events: bool) -> None:
-        self._delay = self.min_delay if found_events else min(self._delay * 2, self.max_delay)
+        self.delay = self.min_delay if found_events else min(self.delay * 2, self.max_delay)
 
     def close(self) -> None:
         pass
