@@ -76,6 +76,7 @@ class Agent:
     planner: bool = False
     fallback_response: str = DEFAULT_FALLBACK
     registry: ToolRegistry = field(init=False, repr=False)
+    _specs: list[ToolSpec] = field(init=False, repr=False, default_factory=list)
 
     def __post_init__(self) -> None:
         if not self.name or not isinstance(self.name, str):
@@ -94,6 +95,9 @@ class Agent:
         return hashlib.sha256(self.instructions.encode()).hexdigest()
 
     def tool_specs(self) -> list[ToolSpec]:
+        """What the model is told about the tools (built once: JSON schemas are slow to generate)."""
+        if self._specs:
+            return self._specs
         specs = [ToolSpec(t.name, t.description, t.schema()["parameters"]) for t in self.registry]
         for target in self.handoff_names:
             specs.append(
@@ -107,6 +111,7 @@ class Agent:
                     },
                 )
             )
+        self._specs = specs
         return specs
 
     def tool_schema_hashes(self) -> dict[str, str]:

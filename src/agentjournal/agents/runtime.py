@@ -738,7 +738,7 @@ class _Run:
         if tool.side_effecting or call["approval_id"]:
             await self.flush()  # the decision to act is durable before the act
         key = idempotency_key(self.state.run_id, f"{call['step']}.{call['index']}", tool.name)
-        calls_so_far = int(self.state.metrics.get("calls_by_tool", {}).get(tool.name, 0))
+        calls_so_far = self.state.metrics.calls_by_tool.get(tool.name, 0)
         attempt = call["attempts"]
         while True:
             attempt += 1

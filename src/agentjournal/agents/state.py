@@ -7,6 +7,7 @@ active, what was called, what the agent knew at step N). Folding does no I/O.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, ClassVar
 
 from agentjournal.agents.events import TERMINAL
@@ -21,6 +22,7 @@ OPEN = "open"
 
 class RunState(Aggregate):
     snapshot_every: ClassVar[int | None] = 200
+    state_version: ClassVar[int] = 2
 
     run_id: str
     status: str
@@ -43,6 +45,8 @@ class RunState(Aggregate):
     """The conversation; each message carries `_v`, the version of the event that holds it."""
     calls: dict[str, dict[str, Any]]
     """Tool calls by call id: tool, arguments, step, status, attempts, output, approval."""
+    open_call_ids: list[str]
+    """Calls not yet observed, oldest first (kept so each step costs the same however long the run)."""
     approvals: dict[str, dict[str, Any]]
     plan: dict[str, Any] | None
     plan_errors: list[dict[str, Any]]
@@ -50,7 +54,8 @@ class RunState(Aggregate):
     input_tokens: int
     output_tokens: int
     cost_usd: float
-    metrics: dict[str, Any]
+    metrics: RunMetrics
+    """Counters the policy's `run_metrics:` conditions read, kept up to date as events fold in."""
     draft: str | None
     final_response: str | None
     outcome: str | None
@@ -68,13 +73,14 @@ class RunState(Aggregate):
         self.step = 0
         self.messages = []
         self.calls = {}
+        self.open_call_ids = []
         self.approvals = {}
         self.plan = None
         self.plan_errors = []
         self.handoffs = []
         self.input_tokens = self.output_tokens = 0
         self.cost_usd = 0.0
-        self.metrics = {}
+        self.metrics = RunMetrics()
         self.draft = self.final_response = self.outcome = self.reason = self.correlation_id = None
 
     # ----- questions ---------------------------------------------------------------------
@@ -89,13 +95,11 @@ class RunState(Aggregate):
 
     def open_calls(self) -> list[dict[str, Any]]:
         """Calls proposed but not yet observed, in the order they were proposed."""
-        return [call for call in self.calls.values() if call["status"] != "observed"]
+        return [self.calls[call_id] for call_id in self.open_call_ids]
 
     def run_metrics(self) -> RunMetrics:
-        metrics = RunMetrics()
-        for name, value in self.metrics.items():
-            setattr(metrics, name, dict(value) if isinstance(value, dict) else value)
-        return metrics
+        """A copy of the counters, safe to hand to a policy."""
+        return dataclasses.replace(self.metrics, calls_by_tool=dict(self.metrics.calls_by_tool))
 
     def pending_approvals(self) -> list[dict[str, Any]]:
         return [approval for approval in self.approvals.values() if approval["status"] == "pending"]
@@ -107,9 +111,7 @@ class RunState(Aggregate):
         if handler is not None:
             handler(event, event.data)
         if event.type in _METRIC_EVENTS:
-            metrics = self.run_metrics()
-            metrics.apply(event.type, event.data)
-            self.metrics = _metric_fields(metrics)
+            self.metrics.apply(event.type, event.data)
         if event.type in TERMINAL:
             self.status = _TERMINAL_STATUS[event.type]
 
@@ -158,7 +160,7 @@ class RunState(Aggregate):
             "tool": d["tool"],
             "arguments": d["arguments"],
             "step": d["step"],
-            "index": sum(1 for call in self.calls.values() if call["step"] == d["step"]),
+            "index": self._index_in_step(d["step"]),
             "agent": d["agent"],
             "status": OPEN,
             "decision": None,
@@ -168,6 +170,16 @@ class RunState(Aggregate):
             "output_ref": None,
             "executed_v": None,
         }
+        self.open_call_ids.append(d["call_id"])
+
+    def _index_in_step(self, step: int) -> int:
+        """How many calls of `step` came before (they are proposed one after another)."""
+        index = 0
+        for call_id in reversed(self.calls):
+            if self.calls[call_id]["step"] != step:
+                break
+            index += 1
+        return index
 
     def _on_PolicyEvaluated(self, event: RecordedEvent, d: dict[str, Any]) -> None:
         call = self.calls[d["call_id"]]
@@ -226,6 +238,7 @@ class RunState(Aggregate):
     def _on_ObservationCaptured(self, event: RecordedEvent, d: dict[str, Any]) -> None:
         call = self.calls[d["call_id"]]
         call["status"] = "observed"
+        self.open_call_ids.remove(d["call_id"])
         message: dict[str, Any] = {"role": "tool", "tool_call_id": d["call_id"], "name": d["tool"]}
         if d["ok"] and call.get("output_ref"):
             message["content_ref"] = call["output_ref"]
@@ -256,6 +269,7 @@ class RunState(Aggregate):
             "output_ref": None,
             "executed_v": event.version,
         }
+        self.open_call_ids.append(d["call_id"])
 
     def _on_ResponseDrafted(self, event: RecordedEvent, d: dict[str, Any]) -> None:
         self.draft = d["text"]
@@ -275,11 +289,6 @@ class RunState(Aggregate):
 
 _TERMINAL_STATUS = {"RunCompleted": "completed", "RunAborted": "aborted", "RunCancelled": "cancelled"}
 _METRIC_EVENTS = frozenset({"ToolExecuted", "ToolFailed", "PolicyEvaluated", "ToolApproved", "ModelCalled"})
-_METRIC_NAMES = (*RunMetrics.NAMES, "tool_failures", "calls_by_tool")
-
-
-def _metric_fields(metrics: RunMetrics) -> dict[str, Any]:
-    return {name: getattr(metrics, name) for name in dict.fromkeys(_METRIC_NAMES)}
 
 
 aggregate_types.register("run-", RunState)
