@@ -417,3 +417,124 @@ def test_past_runs_are_judged_again_under_a_new_policy(seed: Policy, sqlite_or_p
             ("run-b", 14, "create_ticket", "deny", "cap_ticket_creation_rate"),  # the fifth ticket: 4 created before
         ]
         assert all(p.recorded is not None and p.recorded.action == "allow" for p in past)
+
+
+# ----- the `agentjournal policy` commands --------------------------------------------------------
+
+
+@pytest.fixture
+def cli() -> Any:
+    from typer.testing import CliRunner
+
+    from agentjournal.cli import main  # noqa: F401  (registers every command module)
+    from agentjournal.cli.app import app, close_journal, console, errors
+
+    runner = CliRunner()
+
+    def invoke(*args: str) -> Any:
+        old = console.width, errors.width
+        console.width = errors.width = 200
+        try:
+            return runner.invoke(app, list(args))
+        finally:
+            console.width, errors.width = old
+            close_journal()
+
+    return invoke
+
+
+def test_policy_check_lists_the_rules(cli: Any) -> None:
+    result = cli("policy", "check", str(seed_policy_path()))
+    assert result.exit_code == 0, result.output
+    assert "3 rule(s), default allow" in result.output
+    assert "deny_destructive_sql" in result.output and "recipient is outside yourcompany.com" in result.output
+
+
+def test_policy_check_refuses_a_malformed_file_with_its_line(cli: Any, tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("version: 1\nrules:\n  - name: a\n    action: block\n")
+    result = cli("policy", "check", str(path))
+    assert result.exit_code == 1
+    assert f"{path}, line 4: rule 'a': unknown action 'block'" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_policy_check_against_the_agents_tools(cli: Any) -> None:
+    ok = cli("policy", "check", str(seed_policy_path()), "--agents", f"{__name__}:seed_agents")
+    assert ok.exit_code == 0, ok.output
+    bad = cli("policy", "check", str(seed_policy_path()), "--agents", f"{__name__}:agents_without_sql")
+    assert bad.exit_code == 1 and "names tool 'query_sql', which the agent does not have" in bad.output
+
+
+def seed_agents() -> list[Any]:
+    return [_agent(["search_docs", "query_sql", "create_ticket", "send_email"])]
+
+
+def agents_without_sql() -> list[Any]:
+    return [_agent(["search_docs", "create_ticket", "send_email"])]
+
+
+def _agent(names: list[str]) -> Any:
+    from agentjournal.agents.agent import Agent
+    from agentjournal.agents.models.scripted import ScriptedModel
+    from agentjournal.agents.tools import tool
+
+    def make(name: str) -> Any:
+        def sql(sql: str) -> str:
+            return sql
+
+        def email(to: str, subject: str) -> str:
+            return to
+
+        def other(query: str = "", title: str = "") -> str:
+            return query
+
+        return tool(name=name)({"query_sql": sql, "send_email": email}.get(name, other))
+
+    return Agent(name="ops", instructions="x", model=ScriptedModel([]), tools=[make(name) for name in names])
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["query_sql", '{"sql": "drop table users"}'], "deny  query_sql denied by rule deny_destructive_sql"),
+        (["send_email", '{"to": "x@gmail.com"}'], "require_human_approval  send_email held for human approval"),
+        (["create_ticket", "{}", "--metric", "tickets_created=4"], "run metric tickets_created (4) > 3"),
+        (["create_ticket", "{}", "--metric", "tickets_created=3"], "allow  no rule matched create_ticket"),
+    ],
+)
+def test_policy_eval_decides_one_call(cli: Any, args: list[str], expected: str) -> None:
+    result = cli("policy", "eval", str(seed_policy_path()), *args)
+    assert result.exit_code == 0, result.output
+    assert expected in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["query_sql", "{not json"], "arguments are not JSON"),
+        (["query_sql", "[1]"], "must be a JSON object"),
+        (["query_sql", "{}", "--metric", "karma=3"], "unknown run metric"),
+        (["query_sql", "{}", "--metric", "tickets_created=many"], "expected name=number"),
+    ],
+)
+def test_policy_eval_refuses_bad_input(cli: Any, args: list[str], message: str) -> None:
+    result = cli("policy", "eval", str(seed_policy_path()), *args)
+    assert result.exit_code == 1 and message in result.output
+
+
+def test_policy_replay_lists_past_calls_a_new_policy_would_change(
+    cli: Any, seed: Policy, sqlite_or_postgres_url: str
+) -> None:
+    with Journal.open(sqlite_or_postgres_url) as journal:
+        record_run(journal, "run-a", [("query_sql", {"sql": "select 1"}), ("query_sql", {"sql": "drop table users"})])
+        record_run(journal, "run-b", [("search_docs", {"query": "refunds"})])
+        record_run(journal, "test-c", [("query_sql", {"sql": "truncate t"})])  # not a run stream
+    result = cli("--db", sqlite_or_postgres_url, "policy", "replay", str(seed_policy_path()))
+    assert result.exit_code == 0, result.output
+    assert "3 past call(s) judged; 1 would be decided differently, in 1 run(s)" in result.output
+    assert "run-a" in result.output and "deny_destructive_sql" in result.output and "test-c" not in result.output
+    failing = cli("--db", sqlite_or_postgres_url, "policy", "replay", str(seed_policy_path()), "--fail-on-change")
+    assert failing.exit_code == 1
+    everything = cli("--db", sqlite_or_postgres_url, "policy", "replay", str(seed_policy_path()), "--all")
+    assert everything.output.count("run-") >= 3

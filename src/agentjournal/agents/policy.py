@@ -48,6 +48,7 @@ from agentjournal.journal import RecordedEvent
 
 __all__ = [
     "OPERATORS",
+    "RELEVANT_EVENT_TYPES",
     "Action",
     "Condition",
     "Decision",
@@ -62,6 +63,9 @@ __all__ = [
 Action = Literal["allow", "deny", "require_human_approval"]
 ACTIONS: tuple[Action, ...] = get_args(Action)
 _STRENGTH: dict[str, int] = {"allow": 0, "require_human_approval": 1, "deny": 2}
+
+RELEVANT_EVENT_TYPES = ("ToolProposed", "PolicyEvaluated", "ToolExecuted", "ToolFailed", "ToolApproved", "ModelCalled")
+"""The run events that RunMetrics and `Policy.reevaluate` read; filter a journal read with them."""
 
 RECIPIENT_FIELDS = ("recipient", "recipients", "to", "cc", "bcc")
 """The arguments that together make the `recipient` field."""

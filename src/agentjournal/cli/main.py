@@ -5,6 +5,7 @@ from __future__ import annotations
 from agentjournal.cli import (
     agent_commands,  # noqa: F401  (registers commands)
     journal_commands,  # noqa: F401  (registers commands)
+    policy_commands,  # noqa: F401  (registers commands)
     projection_commands,  # noqa: F401  (registers commands)
 )
 from agentjournal.cli.app import app, close_journal
