@@ -72,6 +72,26 @@ def test_approvals_queue_holds_a_call_until_a_human_decides(journal: Journal) ->
     ]
 
 
+def test_approvals_follow_the_agents_events_by_approval_id(journal: Journal) -> None:
+    """The agents layer's shapes: ApprovalRequested(approval_id, call_id), ToolApproved(approval_id, by)."""
+
+    def proposal(call: str, approval: str, at: float) -> list[tuple[str, dict[str, object], float]]:
+        return [
+            ("ToolProposed", {"tool": "issue_refund", "arguments": {"call": call}, "call_id": call}, at),
+            ("PolicyEvaluated", {"rule": "refunds", "action": "require_human_approval", "call_id": call}, at),
+            ("ApprovalRequested", {"approval_id": approval, "call_id": call, "tool": "issue_refund"}, at),
+        ]
+
+    events = [("RunStarted", {"agent": "refund-agent"}, 0), *proposal("c1", "ap-1", 1), *proposal("c2", "ap-2", 2)]
+    events.append(("ToolApproved", {"approval_id": "ap-1", "by": "ops@example.com", "reason": "ok"}, 3))
+    store_run(journal, "two", events, at=NOW)
+    catch_up_all(journal)
+    [pending] = approvals_queue(journal)
+    assert (pending.approval_id, pending.arguments) == ("ap-2", '{"call":"c2"}')
+    decided = journal.query("SELECT approval_id, status, decided_by FROM aj_rm_tool_decisions ORDER BY version")
+    assert [tuple(row) for row in decided] == [("ap-1", "approved", "ops@example.com"), ("ap-2", "pending", None)]
+
+
 def test_tool_usage_and_policy_decisions(journal: Journal) -> None:
     store_run(journal, "r1", refund_run(), at=NOW - timedelta(hours=2))
     failing = [

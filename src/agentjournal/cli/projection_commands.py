@@ -277,11 +277,12 @@ def approvals_queue_command(limit: Annotated[int, typer.Option(help="At most thi
 
     Example: agentjournal approvals-queue
     """
-    table = _table("run", "ver", "agent", "tenant", "tool", "arguments", "rule", "waiting since")
+    table = _table("run", "ver", "approval id", "agent", "tenant", "tool", "arguments", "rule", "waiting since")
     for row in approvals_queue(open_journal(), limit=limit):
         table.add_row(
             row.run_id,
             str(row.version),
+            row.approval_id or "",
             row.agent or "",
             row.tenant_id or "",
             row.tool,

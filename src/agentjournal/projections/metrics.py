@@ -227,6 +227,7 @@ def policy_decisions(journal: Journal) -> list[PolicyDecisionCount]:
 class PendingApproval:
     run_id: str
     version: int
+    approval_id: str | None
     agent: str | None
     tenant_id: str | None
     tool: str
@@ -239,13 +240,13 @@ def approvals_queue(journal: Journal, *, limit: int = 100) -> list[PendingApprov
     """Tool calls waiting for a human, oldest first."""
     sql_journal = require_sql(journal, "read models")
     rows = sql_journal.query(
-        "SELECT d.run_id, d.version, r.agent, d.tenant_id, d.tool, d.arguments, d.rule, d.proposed_at "
+        "SELECT d.run_id, d.version, d.approval_id, r.agent, d.tenant_id, d.tool, d.arguments, d.rule, d.proposed_at "
         "FROM aj_rm_tool_decisions d LEFT JOIN aj_rm_runs r ON r.run_id = d.run_id "
         f"WHERE d.status = 'pending' ORDER BY d.proposed_at, d.run_id LIMIT {sql_journal.param}",
         [limit],
     )
     return [
-        PendingApproval(r[0], int(r[1]), r[2], r[3], r[4], r[5], r[6], datetime.fromtimestamp(float(r[7]), UTC))
+        PendingApproval(r[0], int(r[1]), r[2], r[3], r[4], r[5], r[6], r[7], datetime.fromtimestamp(float(r[8]), UTC))
         for r in rows
     ]
 

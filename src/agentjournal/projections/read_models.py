@@ -16,6 +16,7 @@ _DECISION_COLUMNS = (
     "run_id",
     "version",
     "call_id",
+    "approval_id",
     "tenant_id",
     "tool",
     "arguments",
@@ -42,7 +43,7 @@ class ToolDecisionsProjection(Projection):
 
     The approvals queue is its rows with status `pending` (the policy sent the call to a human
     and nobody has approved or rejected it yet). A decision event finds its proposal by call id
-    when the events carry one, otherwise it is the run's latest open proposal.
+    or by approval id (ApprovalRequested carries both), otherwise it is the run's latest open one.
     """
 
     name: ClassVar[str] = "tool_decisions"
@@ -77,6 +78,7 @@ class ToolDecisionsProjection(Projection):
                     "run_id": run_id,
                     "version": event.version,
                     "call_id": _call_id(data),
+                    "approval_id": None,
                     "tenant_id": event.tenant_id,
                     "tool": str(data.get("tool") or "?")[:200],
                     "arguments": orjson.dumps(data.get("arguments", {}), option=orjson.OPT_SORT_KEYS).decode(),
@@ -90,7 +92,7 @@ class ToolDecisionsProjection(Projection):
                 open_rows[run_id].append(row)
                 changed[(run_id, event.version)] = row
                 continue
-            row = _find_open(open_rows[run_id], _call_id(data))
+            row = _find_open(open_rows[run_id], _call_id(data), data.get("approval_id"))
             if row is None:
                 continue
             if event.type == "PolicyEvaluated":
@@ -99,9 +101,11 @@ class ToolDecisionsProjection(Projection):
                 row["reason"] = data.get("reason")
             elif event.type == "ApprovalRequested":
                 row["status"] = "pending"
+                row["approval_id"] = str(data.get("approval_id") or "")[:200] or None
             else:
                 row["status"] = "approved" if event.type == "ToolApproved" else "rejected"
-                row["decided_by"] = str(data.get("approved_by") or data.get("rejected_by") or event.actor or "")[:200]
+                decided_by = data.get("by") or data.get("approved_by") or data.get("rejected_by") or event.actor
+                row["decided_by"] = str(decided_by or "")[:200] or None
                 row["reason"] = data.get("reason", row["reason"])
                 row["decided_at"] = event.recorded_at.timestamp()
             if row["status"] not in _OPEN:
@@ -115,11 +119,13 @@ class ToolDecisionsProjection(Projection):
         )
 
 
-def _find_open(rows: list[dict[str, Any]], call_id: str | None) -> dict[str, Any] | None:
-    if call_id is not None:
-        for row in rows:
-            if row["call_id"] == call_id:
-                return row
+def _find_open(rows: list[dict[str, Any]], call_id: str | None, approval_id: Any) -> dict[str, Any] | None:
+    """The open proposal a decision is about: by call id, by approval id, else the run's latest."""
+    for row in rows:
+        if (call_id is not None and row["call_id"] == call_id) or (
+            approval_id is not None and row["approval_id"] == str(approval_id)
+        ):
+            return row
     return rows[-1] if rows else None
 
 

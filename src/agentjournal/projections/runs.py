@@ -156,7 +156,7 @@ def fold(row: dict[str, Any], event: RecordedEvent) -> None:
         row["status"] = _ENDINGS[kind]
         row["ended_at"] = at
         row["end_reason"] = _text(data.get("reason"))
-        if data.get("fallback") is True:
+        if data.get("fallback") is True or data.get("outcome") == "fallback":
             row["fallback"] = 1
         if data.get("human_takeover") is True:
             row["human_takeover"] = 1

@@ -55,6 +55,7 @@ CREATE TABLE aj_rm_tool_decisions (
     run_id VARCHAR(200) NOT NULL,
     version INTEGER NOT NULL,
     call_id VARCHAR(200),
+    approval_id VARCHAR(200),
     tenant_id VARCHAR(200),
     tool VARCHAR(200) NOT NULL,
     arguments TEXT NOT NULL,

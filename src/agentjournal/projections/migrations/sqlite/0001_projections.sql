@@ -55,6 +55,7 @@ CREATE TABLE aj_rm_tool_decisions (
     run_id TEXT NOT NULL,
     version INTEGER NOT NULL,
     call_id TEXT,
+    approval_id TEXT,
     tenant_id TEXT,
     tool TEXT NOT NULL,
     arguments TEXT NOT NULL,
