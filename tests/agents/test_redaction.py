@@ -235,3 +235,19 @@ def test_redaction_is_idempotent_and_counts_its_markers(parts: list[str]) -> Non
     once, findings = REDACTOR.redact_text(text)
     assert REDACTOR.redact_text(once) == (once, [])
     assert sum(finding.count for finding in findings) == once.count("[REDACTED:") - text.count("[REDACTED:")
+
+
+def test_the_async_journal_takes_the_redactor_too(sqlite_url: str) -> None:
+    import asyncio
+
+    from agentjournal.journal import AsyncJournal
+
+    async def main() -> str:
+        journal = await AsyncJournal.open(sqlite_url, redact=Redactor())
+        try:
+            await journal.append("run-1", NewEvent("RunStarted", {"input": "mail erin@example.com"}))
+            return str((await journal.read_stream("run-1"))[0].data["input"])
+        finally:
+            await journal.aclose()
+
+    assert asyncio.run(main()) == "mail [REDACTED:email]"

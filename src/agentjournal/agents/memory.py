@@ -8,6 +8,9 @@ the event is built, so the journal never sees them; the event records which kind
 Every item expires unless the agent opts in to long-term memory (`long_term=True`). Retrieval
 scores the user's live items against the task with BM25 and returns only those that share terms
 with it, best first.
+
+The journal is immutable: an expired or forgotten item is hidden from recall, and its (already
+redacted) text stays in the stream, with the MemoryForgotten event saying when and why.
 """
 
 from __future__ import annotations
@@ -90,12 +93,9 @@ class _UserMemory:
 class MemoryService:
     """Remember, recall and forget per tenant and user; every change is an event in the journal."""
 
-    def __init__(self, journal: Journal, *, redactor: Redactor | None = None, default_ttl: timedelta = DEFAULT_TTL):
-        if default_ttl <= timedelta(0):
-            raise ValueError(f"default_ttl must be positive, got {default_ttl}")
+    def __init__(self, journal: Journal, *, redactor: Redactor | None = None):
         self.journal = journal
         self.redactor = redactor if redactor is not None else Redactor()
-        self.default_ttl = default_ttl
         self._cache: dict[str, _UserMemory] = {}
         self._lock = threading.Lock()
 
