@@ -74,6 +74,7 @@ class RecordedEvent:
     __slots__ = (
         "_data",
         "_metadata",
+        "_stored",
         "actor",
         "causation_id",
         "correlation_id",
@@ -131,6 +132,7 @@ class RecordedEvent:
         self.hash = hash
         self._data = data
         self._metadata: dict[str, Any] | None = None
+        self._stored: RecordedEvent | None = None
 
     @property
     def data(self) -> dict[str, Any]:
@@ -145,19 +147,20 @@ class RecordedEvent:
         return self._metadata
 
     def with_data(self, data: dict[str, Any], schema_version: int) -> RecordedEvent:
-        """A copy carrying upcast data; the stored bytes (and so the hash) stay the original's."""
+        """A copy carrying upcast data; it hashes and exports as the stored original."""
         copy = RecordedEvent(**{name: getattr(self, name) for name in _ENVELOPE_FIELDS}, data=data)
         copy.schema_version = schema_version
+        copy._stored = self._stored or self
         return copy
 
     def header(self) -> dict[str, Any]:
-        """The hashed envelope fields, without the payload, position or own hash."""
+        """The hashed envelope fields as stored (schema version too), without payload, position or own hash."""
         return {
             "event_id": self.event_id,
             "stream_id": self.stream_id,
             "version": self.version,
             "type": self.type,
-            "schema_version": self.schema_version,
+            "schema_version": (self._stored or self).schema_version,
             "recorded_at": format_time(self.recorded_at),
             "actor": self.actor,
             "tenant_id": self.tenant_id,
@@ -171,11 +174,11 @@ class RecordedEvent:
         return chain_hash(self.header(), _as_bytes(self.data_json), _as_bytes(self.metadata_json))
 
     def to_dict(self) -> dict[str, Any]:
-        """The whole envelope as plain JSON types (the export format)."""
+        """The whole envelope as stored, in plain JSON types (the export format, even when upcast)."""
         return {
             **self.header(),
             "position": self.position,
-            "data": self.data,
+            "data": (self._stored or self).data,
             "metadata": self.metadata,
             "hash": self.hash,
         }

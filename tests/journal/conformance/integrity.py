@@ -175,6 +175,19 @@ class IntegrityConformance(ConformanceBase):
         for record in exported[:3]:
             assert journal.get_event(record["event_id"]).hash == record["hash"]
 
+    def test_an_export_read_through_upcasters_still_imports(self, journal: Journal, tmp_path: Path) -> None:
+        with Journal.open(f"sqlite:///{tmp_path / 'source.db'}") as source:
+            source.append("run-1", [NewEvent("ToolCalled", {"name": "search"}), NewEvent("Noted", {"n": 1})])
+            source.registry.add_upcaster("ToolCalled", 1, lambda data: {"tool": data["name"]})
+            read = source.read_all()
+            assert (read[0].schema_version, read[0].data) == (2, {"tool": "search"})
+            exported = [event.to_dict() for event in read]
+        assert exported[0]["schema_version"] == 1
+        assert exported[0]["data"] == {"name": "search"}
+        assert journal.import_events(exported) == 2
+        assert journal.verify().ok
+        assert journal.read_stream("run-1")[0].data == {"name": "search"}
+
     def test_import_refuses_a_changed_record(self, journal: Journal, tmp_path: Path) -> None:
         with Journal.open(f"sqlite:///{tmp_path / 'source.db'}") as source:
             source.append("run-1", new_events(3))

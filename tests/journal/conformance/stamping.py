@@ -148,6 +148,10 @@ class StampingConformance(ConformanceBase):
             assert read.schema_version == 3
             assert read.data == current
             assert journal.registry.decode(read) == ToolCalled(**current)
+            # It still hashes, exports and compares as the stored event.
+            assert read.compute_hash() == read.hash == old.hash
+            assert read.to_dict() == old.to_dict()
+            assert read == old
         assert journal.read_stream("run-1")[1].data == {"tool": "refund", "arguments": {}, "timeout_s": 5.0}
         # Upcasting happens on read only: the stored event, and its hash, are the original.
         assert journal.verify().ok
