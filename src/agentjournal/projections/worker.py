@@ -52,6 +52,7 @@ class Worker:
         self.journal = require_sql(journal, "workers")
         self.node = node or default_node()
         self.leases = LeaseRegistry(journal, ttl=ttl)
+        self.journal.migrate(component="projections", package="agentjournal.projections")
         self.projections = {projection.name: projection for projection in projections}
         self.jobs = list(jobs)
         self.batch_size = batch_size

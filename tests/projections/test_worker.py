@@ -1,0 +1,56 @@
+"""The worker loop in process: fair shares of the projections, periodic jobs, leases released on stop."""
+
+from __future__ import annotations
+
+import threading
+
+from agentjournal.journal import Journal
+from agentjournal.messaging import LeaseRegistry
+from agentjournal.projections import PeriodicJob, Worker, builtin_projections
+from agentjournal.projections.synthetic import append_runs, synthetic_runs
+
+
+def _owners(journal: Journal) -> dict[str, str]:
+    return {info.name: info.owner for info in LeaseRegistry(journal).leases() if info.held}
+
+
+def test_two_workers_split_the_projections_fairly(journal: Journal) -> None:
+    with Journal.open(journal.url) as other:
+        a = Worker(journal, builtin_projections(), node="node-a", ttl=30)
+        b = Worker(other, builtin_projections(), node="node-b", ttl=30)
+        a.lease_round()
+        assert len(a.runners) == 5  # alone: everything
+        b.lease_round()  # two live nodes now, but node-a still holds every lease
+        assert len(b.runners) == 0
+        a.lease_round()  # node-a sees node-b and hands two projections over
+        b.lease_round()
+        assert (len(a.runners), len(b.runners)) == (3, 2)
+        owners = _owners(journal)
+        assert {name for name in owners if name.startswith("node:")} == {"node:node-a", "node:node-b"}
+        assert sorted(owner for name, owner in owners.items() if name.startswith("projection:")) == [
+            "node-a",
+            "node-a",
+            "node-a",
+            "node-b",
+            "node-b",
+        ]
+        a.release_all()
+        b.release_all()
+        assert _owners(journal) == {}
+
+
+def test_worker_applies_runs_its_jobs_and_releases_its_leases_when_stopped(journal: Journal) -> None:
+    append_runs(journal, synthetic_runs(10))
+    ran = threading.Event()
+    worker = Worker(journal, builtin_projections(), node="solo", ttl=0.6, jobs=[PeriodicJob("alerts", 60, ran.set)])
+    head = journal.head_position()
+
+    def caught_up() -> bool:
+        rows = journal.query("SELECT min(position) FROM aj_projections")
+        return bool(ran.is_set() and rows[0][0] == head)
+
+    worker.run(caught_up, idle_timeout=0.05)
+    assert journal.query("SELECT count(*) FROM aj_rm_runs")[0][0] == 10
+    assert _owners(journal) == {}  # released on the way out, so another node can start at once
+    tokens = {info.name: info.token for info in LeaseRegistry(journal).leases()}
+    assert tokens["job:alerts"] == 1 and tokens["projection:runs"] == 1
