@@ -238,3 +238,10 @@ def test_applying_out_of_order_is_refused() -> None:
     wallet = Wallet("s")
     with pytest.raises(AggregateLoadError, match="cannot apply version 2 on top of version 0"):
         wallet.apply(journal.read_stream("s")[1])
+
+
+def test_an_aggregate_that_cannot_fold_an_event_says_which_one(journal: Journal) -> None:
+    journal.append("run-odd", [NewEvent("Charged", {"tool": "search", "usd": 1}), NewEvent("Charged", {"usd": 2})])
+    message = r"Wallet cannot fold 'run-odd' version 2 \(Charged\): KeyError: 'tool'"
+    with pytest.raises(AggregateLoadError, match=message):
+        Repository(journal, Wallet).load("run-odd")

@@ -85,6 +85,11 @@ class Invariant(Generic[S]):
         """Fold one event into the journal-wide state (may mutate and return `state`)."""
         raise InvariantError(f"invariant {self.name!r} has no journal-wide fold: implement fold()")
 
+    @property
+    def journal_wide(self) -> bool:
+        """Whether this invariant folds its own state across streams (so it can bisect the journal)."""
+        return type(self).initial is not Invariant.initial and type(self).fold is not Invariant.fold
+
     def relevant(self, event: RecordedEvent) -> bool:
         """Whether the journal-wide fold uses this event of one of `types` (default: all of them)."""
         return True

@@ -49,7 +49,13 @@ class Aggregate:
                 f"{type(self).__name__} {self.stream_id!r}: cannot apply version {event.version} "
                 f"on top of version {self.version}"
             )
-        self.when(event)
+        try:
+            self.when(event)
+        except Exception as exc:
+            raise AggregateLoadError(
+                f"{type(self).__name__} cannot fold {self.stream_id!r} version {event.version} ({event.type}): "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
         self.version = event.version
 
     def record(self, event: NewEvent) -> None:
