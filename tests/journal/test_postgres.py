@@ -62,3 +62,19 @@ def test_stream_order_does_not_depend_on_the_database_collation() -> None:
     finally:
         with psycopg.connect(base, autocommit=True) as admin:
             admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def test_append_notifies_listeners_with_the_last_position(postgres_url: str) -> None:
+    from agentjournal.journal.backends.postgres import PostgresJournal
+
+    with Journal.open(postgres_url) as journal:
+        assert isinstance(journal, PostgresJournal)
+        listener = journal.connect()
+        try:
+            listener.execute(f'LISTEN "{journal.notify_channel}"')
+            journal.append("s", [NewEvent("A"), NewEvent("B")])
+            journal.append("t", [NewEvent("C")])
+            received = [note.payload for note in listener.notifies(timeout=5, stop_after=2)]
+        finally:
+            listener.close()
+    assert received == ["2", "3"]
