@@ -85,12 +85,13 @@ class _Recording:
             raise StreamNotFoundError(f"no run {run_id!r} in {journal.url}")
         self.models = [event for event in self.events if event.type == "ModelCalled"]
         self.state = RunState(run_stream(run_id))
-        self.messages_at: list[list[dict[str, Any]]] = []
+        self.sent: list[int] = []
+        """How many messages each recorded request held."""
         for event in self.events:
             if event.type == "ModelCalled":
-                self.messages_at.append([dict(m) for m in self.state.messages])
+                self.sent.append(len(self.state.messages))
             self.state.apply(event)
-        blobs = BlobStore(journal)
+        self.blobs = blobs = BlobStore(journal)
         self.outcomes: dict[str, list[Observation]] = {}
         self.proposed: dict[str, dict[str, Any]] = {}
         self.decisions = [event for event in self.events if event.type in ("ToolApproved", "ToolRejected")]
@@ -110,6 +111,11 @@ class _Recording:
                     retryable=data["will_retry"],
                 )
                 self.outcomes.setdefault(data["call_id"], []).append(failure)
+
+    def new_messages(self, call: int) -> list[dict[str, Any]]:
+        """What recorded request `call` added to the conversation, as the model saw it."""
+        state = self.state
+        return _new_messages([state.render(m, self.blobs.get) for m in state.messages[: self.sent[call]]])
 
     def started(self) -> dict[str, Any]:
         return self.events[0].data
@@ -141,7 +147,7 @@ class _ReplayModel:
             recorded = {
                 "agent": data["agent"],
                 "model": data["model"],
-                "new messages": _new_messages(self.recording.messages_at[index]),
+                "new messages": self.recording.new_messages(index),
                 "fingerprint": data["request_fingerprint"],
             }
             raise DivergenceError(self.recording.run_id, f"{what} (step {data['step']})", recorded, requested)
@@ -155,12 +161,12 @@ class _ReplayModel:
 
 
 def _new_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The messages after the last assistant reply, without bookkeeping keys."""
+    """The messages after the last assistant reply."""
     added: list[dict[str, Any]] = []
     for message in reversed(messages):
         if message.get("role") == "assistant":
             break
-        added.append({key: value for key, value in message.items() if not key.startswith("_")})
+        added.append(message)
     return list(reversed(added))
 
 

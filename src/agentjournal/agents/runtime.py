@@ -439,9 +439,7 @@ class _Run:
         start = max(0, len(self._wire) - 1)  # the last message may have changed (a plan adds its calls)
         del self._wire[start:], self._digests[start:]
         for message in messages[start:]:
-            wire = {key: value for key, value in message.items() if not key.startswith("_")}
-            if "content_ref" in wire:
-                wire["content"] = canonical_json(self.runtime.blobs.get(wire.pop("content_ref"))).decode()
+            wire = self.state.render(message, self.runtime.blobs.get)
             self._wire.append(wire)
             self._digests.append(chain_digest(self._digests[-1] if self._digests else b"", wire))
         return list(self._wire), (self._digests[-1] if self._digests else b"")

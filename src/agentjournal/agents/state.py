@@ -8,6 +8,7 @@ active, what was called, what the agent knew at step N). Folding does no I/O.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from agentjournal.agents.events import TERMINAL
@@ -22,7 +23,7 @@ OPEN = "open"
 
 class RunState(Aggregate):
     snapshot_every: ClassVar[int | None] = 200
-    state_version: ClassVar[int] = 2
+    state_version: ClassVar[int] = 3
 
     run_id: str
     status: str
@@ -100,6 +101,15 @@ class RunState(Aggregate):
     def run_metrics(self) -> RunMetrics:
         """A copy of the counters, safe to hand to a policy."""
         return dataclasses.replace(self.metrics, calls_by_tool=dict(self.metrics.calls_by_tool))
+
+    def render(self, message: dict[str, Any], blob: Callable[[str], Any]) -> dict[str, Any]:
+        """A message as the model sees it: bookkeeping keys dropped, a tool's output filled in from its call."""
+        wire = {key: value for key, value in message.items() if not key.startswith("_")}
+        if wire["role"] == "tool" and "content" not in wire:
+            call = self.calls[wire["tool_call_id"]]
+            output = blob(call["output_ref"]) if call.get("output_ref") else call.get("output")
+            wire["content"] = canonical_json(output).decode()
+        return wire
 
     def pending_approvals(self) -> list[dict[str, Any]]:
         return [approval for approval in self.approvals.values() if approval["status"] == "pending"]
@@ -240,11 +250,7 @@ class RunState(Aggregate):
         call["status"] = "observed"
         self.open_call_ids.remove(d["call_id"])
         message: dict[str, Any] = {"role": "tool", "tool_call_id": d["call_id"], "name": d["tool"]}
-        if d["ok"] and call.get("output_ref"):
-            message["content_ref"] = call["output_ref"]
-            message["_v"] = call["executed_v"]
-        elif d["ok"]:
-            message["content"] = canonical_json(call.get("output")).decode()
+        if d["ok"]:  # the content is the call's output, rendered when sent (not kept twice)
             message["_v"] = call["executed_v"]
         else:
             message["content"] = canonical_json({"error": d.get("error_type"), "message": d.get("error")}).decode()
