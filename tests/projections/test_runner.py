@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Sequence
 from typing import ClassVar
@@ -18,6 +19,7 @@ from agentjournal.projections import (
     ProjectionRunner,
     RunsProjection,
     Tx,
+    Worker,
     dead_letters,
     projection_status,
     wait_for,
@@ -160,3 +162,30 @@ def test_bad_runner_arguments_and_the_memory_backend_are_refused(journal: Journa
         ProjectionRunner(journal, RunsProjection(), batch_size=0)
     with pytest.raises(ProjectionError, match="the memory backend has none"):
         ProjectionRunner(Journal.open("memory://"), RunsProjection())
+
+
+class Outage(RunsProjection):
+    """The database is 'locked' for the first two batches (a transient error, not a poison event)."""
+
+    name: ClassVar[str] = "runs"
+    failures: ClassVar[list[int]] = [2]
+
+    def apply(self, tx: Tx, events: Sequence[RecordedEvent]) -> None:
+        if self.failures[0] > 0:
+            self.failures[0] -= 1
+            raise sqlite3.OperationalError("database is locked")
+        super().apply(tx, events)
+
+
+def test_an_outage_is_retried_later_and_never_parks_an_event(journal: Journal) -> None:
+    Outage.failures[0] = 1
+    store_run(journal, "r1", refund_run(), at=NOW)
+    runner = ProjectionRunner(journal, Outage(), max_attempts=1)
+    with pytest.raises(sqlite3.OperationalError):
+        runner.step()
+    assert (runner.position(), dead_letters(journal)) == (0, [])
+    Outage.failures[0] = 2
+    worker = Worker(journal, [Outage()], node="n", ttl=3)
+    worker.run(lambda: runner.position() == journal.head_position(), idle_timeout=0.01)
+    assert journal.query("SELECT steps FROM aj_rm_runs") == [(11,)]
+    assert dead_letters(journal) == []

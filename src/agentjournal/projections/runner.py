@@ -47,6 +47,15 @@ _NOT_POISON = (LeaseLostError, ProjectionError, JournalConnectionError)
 """Failures that say nothing about the event: they stop the runner instead of parking it."""
 
 
+def is_transient(error: BaseException) -> bool:
+    """A database that is down, locked or deadlocked (DB-API OperationalError on every driver).
+
+    Such an error says nothing about the event either: parking would lose a good event to an
+    outage, so it propagates and the caller retries later.
+    """
+    return isinstance(error, _NOT_POISON) or any(cls.__name__ == "OperationalError" for cls in type(error).__mro__)
+
+
 def lease_name(projection_name: str) -> str:
     return f"projection:{projection_name}"
 
@@ -114,9 +123,9 @@ class ProjectionRunner:
             return 0
         try:
             self._commit(checkpoint, upto, events)
-        except _NOT_POISON:
-            raise
         except Exception as exc:
+            if is_transient(exc):
+                raise
             logger.warning(
                 "%s: batch after position %d failed (%s); retrying event by event", self.name, checkpoint, exc
             )
@@ -219,9 +228,9 @@ class ProjectionRunner:
                     self._commit(position, event.position, [event])
                     error = None
                     break
-                except _NOT_POISON:
-                    raise
                 except Exception as exc:
+                    if is_transient(exc):
+                        raise
                     error = exc
                     if attempt < self.max_attempts:
                         time.sleep(self.retry_delay * attempt)

@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 
 from agentjournal.journal import Journal
 from agentjournal.messaging.leases import DEFAULT_TTL, Lease, LeaseLostError, LeaseRegistry, default_node
-from agentjournal.projections.base import AnyProjection, require_sql
-from agentjournal.projections.runner import ProjectionRunner, lease_name
-from agentjournal.projections.waiting import waiter_for
+from agentjournal.projections.base import AnyProjection, ProjectionError, require_sql
+from agentjournal.projections.runner import ProjectionRunner, is_transient, lease_name
+from agentjournal.projections.waiting import Waiter, waiter_for
 
 logger = logging.getLogger("agentjournal.worker")
 NODE_PREFIX = "node:"
@@ -62,17 +62,29 @@ class Worker:
         self._last_round = float("-inf")
 
     def run(self, stop: Callable[[], bool], *, idle_timeout: float = 1.0) -> None:
-        waiter = waiter_for(self.journal)
+        """Loop until `stop()`; a database outage is logged and retried, never fatal."""
+        waiter: Waiter | None = None
         try:
             while not stop():
-                if time.monotonic() - self._last_round >= self.leases.ttl / 3:
-                    self.lease_round()
-                moved = self.work()
-                waiter.woke(moved > 0)
-                if not moved:
-                    waiter.wait(min(idle_timeout, self.leases.ttl / 6))
+                try:
+                    waiter = waiter or waiter_for(self.journal)
+                    if time.monotonic() - self._last_round >= self.leases.ttl / 3:
+                        self.lease_round()
+                    moved = self.work()
+                    waiter.woke(moved > 0)
+                    if not moved:
+                        waiter.wait(min(idle_timeout, self.leases.ttl / 6))
+                except Exception as error:
+                    if not is_transient(error):
+                        raise
+                    logger.warning("%s: %s; retrying in a moment", self.node, error)
+                    if waiter is not None:
+                        waiter.close()
+                        waiter = None  # a LISTEN connection may be gone with the database
+                    time.sleep(min(1.0, self.leases.ttl / 6))
         finally:
-            waiter.close()
+            if waiter is not None:
+                waiter.close()
             self.release_all()
 
     def lease_round(self) -> None:
@@ -87,10 +99,8 @@ class Worker:
         live = sum(1 for info in self.leases.leases() if info.held and info.name.startswith(NODE_PREFIX))
         share = math.ceil(len(self.projections) / max(live, 1))
         for name in sorted(self.runners, reverse=True)[: max(0, len(self.runners) - share)]:
-            runner = self.runners.pop(name)
-            if runner.lease is not None:
-                self.leases.release(runner.lease)
-                logger.info("%s: handed %s over (fair share %d of %d nodes)", self.node, runner.lease.name, share, live)
+            self._drop(name)
+            logger.info("%s: handed %s over (fair share %d of %d nodes)", self.node, lease_name(name), share, live)
         for name, projection in self.projections.items():
             if len(self.runners) >= share:
                 break
@@ -126,7 +136,15 @@ class Worker:
             except LeaseLostError as lost:
                 logger.warning("%s", lost)
                 del self.runners[name]
+            except ProjectionError as error:  # its checkpoint moved under it: someone else runs it
+                logger.error("%s", error)
+                self._drop(name)
         return moved
+
+    def _drop(self, name: str) -> None:
+        runner = self.runners.pop(name)
+        if runner.lease is not None:
+            self.leases.release(runner.lease)
 
     def release_all(self) -> None:
         for runner in self.runners.values():
