@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/agentjournal quickstart
+	$(BIN)/agentjournal demo
 
 test: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
@@ -23,7 +23,9 @@ test: $(STAMP)
 	$(BIN)/pytest
 
 bench: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python benchmarks/journal.py
+	$(BIN)/python benchmarks/agent_steps.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
