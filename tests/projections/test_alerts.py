@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from projection_helpers import NOW
 
 from agentjournal.journal import Journal
 from agentjournal.projections import ProjectionError, ProjectionRunner, RunsProjection
 from agentjournal.projections.alerts import ALERTS_STREAM, AlertRules, evaluate, fire_alerts, fired_alerts
 from agentjournal.projections.synthetic import RunMix, import_runs, synthetic_runs
+
+from .projection_helpers import NOW
 
 RULES = AlertRules(dimensions=("all",))
 

@@ -7,13 +7,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from projection_helpers import catch_up_all, refund_run, store_run
 from typer.testing import CliRunner, Result
 
 from agentjournal.cli import main  # noqa: F401  (registers every command module)
 from agentjournal.cli.app import app, close_journal, console, errors
 from agentjournal.journal import Journal
 from agentjournal.messaging import LeaseRegistry
+
+from .projection_helpers import catch_up_all, refund_run, store_run
 
 Invoke = Callable[..., Result]
 

@@ -6,7 +6,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from projection_helpers import NOW, catch_up_all, refund_run, store_run
 
 from agentjournal.journal import Journal, NewEvent
 from agentjournal.projections import ProjectionError
@@ -21,6 +20,8 @@ from agentjournal.projections.metrics import (
     tool_usage,
 )
 from agentjournal.projections.plot import plot_series
+
+from .projection_helpers import NOW, catch_up_all, refund_run, store_run
 
 
 def test_runs_row_has_every_figure_of_the_run(journal: Journal) -> None:

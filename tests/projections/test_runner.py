@@ -8,7 +8,6 @@ from collections.abc import Sequence
 from typing import ClassVar
 
 import pytest
-from projection_helpers import NOW, refund_run, store_run
 
 from agentjournal.journal import Journal, NewEvent, RecordedEvent
 from agentjournal.messaging import LeaseLostError, LeaseRegistry
@@ -25,6 +24,8 @@ from agentjournal.projections import (
     wait_for,
 )
 from agentjournal.projections.synthetic import append_runs, synthetic_runs
+
+from .projection_helpers import NOW, refund_run, store_run
 
 
 def _runs_table(journal: Journal) -> list[tuple[object, ...]]:
