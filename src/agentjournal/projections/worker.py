@@ -125,7 +125,10 @@ class Worker:
             self.job_leases[job.name] = lease
             if time.monotonic() - job.last_run >= job.every:
                 job.last_run = time.monotonic()
-                job.run()
+                try:
+                    job.run()
+                except Exception:  # a failing job must not stop the projections; it runs again next time
+                    logger.exception("%s: job %s failed", self.node, job.name)
 
     def work(self) -> int:
         """One batch of every projection this node holds; returns the positions advanced."""
