@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+
 from agentjournal.journal import Journal
 from agentjournal.messaging import LeaseRegistry
 from agentjournal.projections import PeriodicJob, Worker, builtin_projections
@@ -39,10 +41,17 @@ def test_two_workers_split_the_projections_fairly(journal: Journal) -> None:
         assert _owners(journal) == {}
 
 
-def test_worker_applies_runs_its_jobs_and_releases_its_leases_when_stopped(journal: Journal) -> None:
+def test_worker_applies_runs_its_jobs_and_releases_its_leases_when_stopped(
+    journal: Journal, caplog: pytest.LogCaptureFixture
+) -> None:
     append_runs(journal, synthetic_runs(10))
     ran = threading.Event()
-    worker = Worker(journal, builtin_projections(), node="solo", ttl=0.6, jobs=[PeriodicJob("alerts", 60, ran.set)])
+
+    def broken() -> None:
+        raise RuntimeError("a bug in a job")
+
+    jobs = [PeriodicJob("broken", 60, broken), PeriodicJob("alerts", 60, ran.set)]
+    worker = Worker(journal, builtin_projections(), node="solo", ttl=0.6, jobs=jobs)
     head = journal.head_position()
 
     def caught_up() -> bool:
@@ -54,3 +63,4 @@ def test_worker_applies_runs_its_jobs_and_releases_its_leases_when_stopped(journ
     assert _owners(journal) == {}  # released on the way out, so another node can start at once
     tokens = {info.name: info.token for info in LeaseRegistry(journal).leases()}
     assert tokens["job:alerts"] == 1 and tokens["projection:runs"] == 1
+    assert "solo: job broken failed" in caplog.text  # logged; the projections ran on
