@@ -31,6 +31,7 @@ from agentjournal.forensics.bisect import bisect_stream
 from agentjournal.forensics.explainers import brief, explainers
 from agentjournal.forensics.invariants import Fails, Holds, Verdict, invariant
 from agentjournal.forensics.lineage import causes
+from agentjournal.forensics.timeline import timeline as forensic_timeline
 from agentjournal.journal import Journal, RecordedEvent
 from agentjournal.model import Repository
 
@@ -204,16 +205,16 @@ ROUTINE = frozenset({"ResponseDrafted"})
 
 
 def timeline(journal: Journal, stream_id: str) -> Table:
-    """Each event of a run in plain language (routine bookkeeping folded into the line before)."""
+    """Each event of a run in plain language (the forensics timeline, routine bookkeeping left out)."""
     table = Table(box=None, show_header=False, padding=(0, 1), pad_edge=False)
     table.add_column(justify="right", style="dim")
     table.add_column(style="bold", overflow="ellipsis", no_wrap=True, max_width=48)
     table.add_column(overflow="ellipsis", no_wrap=True, max_width=72)
-    for event in journal.read_stream(stream_id):
-        if _routine(event):
+    for entry in forensic_timeline(journal, stream_id):
+        if _routine(entry.event):
             continue
-        text = explainers.explain(event)
-        table.add_row(str(event.version), Text(text.title, style=_style(event)), Text(text.summary))
+        text = entry.explanation
+        table.add_row(str(entry.version), Text(text.title, style=_style(entry.event)), Text(text.summary))
     return table
 
 
