@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 from collections.abc import Sequence
 from typing import ClassVar
@@ -190,3 +191,26 @@ def test_an_outage_is_retried_later_and_never_parks_an_event(journal: Journal) -
     worker.run(lambda: runner.position() == journal.head_position(), idle_timeout=0.01)
     assert journal.query("SELECT steps FROM aj_rm_runs") == [(11,)]
     assert dead_letters(journal) == []
+
+
+def test_a_follower_misses_nothing_while_writers_append_concurrently(journal: Journal) -> None:
+    runner = ProjectionRunner(journal, RunsProjection(), batch_size=25)
+    done = threading.Event()
+    follower = threading.Thread(target=runner.follow, kwargs={"stop": done.is_set, "idle_timeout": 0.05})
+    follower.start()
+    try:
+        writers = [
+            threading.Thread(target=append_runs, args=(journal, synthetic_runs(15, seed=seed))) for seed in range(4)
+        ]
+        for writer in writers:
+            writer.start()
+        for writer in writers:
+            writer.join()
+        head = journal.head_position()
+        assert wait_for(journal, "runs", head, timeout=20) == head
+    finally:
+        done.set()
+        follower.join()
+    rows = dict(journal.query("SELECT stream_id, steps FROM aj_rm_runs"))
+    assert len(rows) == 60
+    assert all(steps == journal.stream_version(stream) for stream, steps in rows.items())
