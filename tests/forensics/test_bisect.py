@@ -23,7 +23,7 @@ from agentjournal.forensics import (
 )
 from agentjournal.forensics.bisect import Replay
 from agentjournal.journal import Journal, NewEvent, RecordedEvent, StreamNotFoundError
-from agentjournal.model import Repository, StreamSummary, VersionOutOfRangeError
+from agentjournal.model import Aggregate, Repository, StreamSummary, VersionOutOfRangeError
 
 from .agentdata import Ledger, PricesInBounds, agent_run
 
@@ -182,3 +182,26 @@ def test_replay_gives_the_same_state_as_folding_from_scratch_in_any_probe_order(
         for target in [rnd.randint(0, end) for _ in range(200)] + [end, 0, end]:
             expected = [e.position for e in everything if e.position <= target and (not types or e.type in types)]
             assert replay.state_at(target) == expected, (types, target)
+
+
+class Unannotated(Aggregate):
+    """State in plain attributes, no annotations: snapshots hold raw JSON values."""
+
+    def __init__(self, stream_id: str) -> None:
+        super().__init__(stream_id)
+        self.prices = []  # type: ignore[var-annotated]
+
+    def when(self, event: RecordedEvent) -> None:
+        if event.type == "ToolExecuted" and event.data["tool"] == "price_lookup":
+            self.prices.append(event.data["result"]["price"])
+
+
+def test_bisect_checkpoints_never_share_state_with_the_live_aggregate(journal: Journal) -> None:
+    run = agent_run(journal, "plain")
+
+    @invariant("plain-prices", register=False, aggregate=Unannotated)
+    def plain_prices(state: Unannotated) -> Holds | Fails:
+        return Fails("negative price") if any(price < 0 for price in state.prices) else Holds()
+
+    result = bisect_stream(journal, plain_prices, run.stream_id)
+    assert result.culprit is not None and result.culprit.version == run.planted_version

@@ -210,3 +210,9 @@ def test_invariants_lists_registered_rules(invoke: Invoke, sqlite_url: str) -> N
     invariants.register(PricesInBounds())
     result = invoke(sqlite_url, "invariants")
     assert result.exit_code == 0 and "prices-in-bounds" in result.output
+
+
+def test_every_forensics_command_is_shown_in_the_readme() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    missing = [command for command in COMMANDS if f"agentjournal {command}" not in readme]
+    assert not missing, f"forensics commands not shown in README.md: {missing}"

@@ -17,10 +17,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, Literal, TypeVar
 
+import orjson
+
 from agentjournal.forensics.explainers import Explainers, Explanation, explainers
 from agentjournal.forensics.invariants import Errored, Holds, Invariant, InvariantError, Outcome
 from agentjournal.forensics.lineage import Chain, causes
 from agentjournal.journal import InvalidEventError, Journal, RecordedEvent
+from agentjournal.journal.envelope import canonical_json
 from agentjournal.model import Aggregate, Repository, VersionOutOfRangeError, aggregate_types
 
 S = TypeVar("S")
@@ -235,7 +238,8 @@ def bisect_stream(
 
     def copy(state: Aggregate) -> Aggregate:
         twin = kind(stream_id)
-        twin.restore_state(state.snapshot_state())
+        # Through JSON bytes, as a snapshot would be: the copy shares no object with the live state.
+        twin.restore_state(orjson.loads(canonical_json(state.snapshot_state())))
         twin.version = state.version
         return twin
 

@@ -94,8 +94,21 @@ def _adapters(cls: type[Aggregate]) -> dict[str, TypeAdapter[Any]]:
         return cached
     try:
         hints = get_type_hints(cls)
-    except Exception as exc:
-        raise AggregateLoadError(f"{cls.__qualname__}: cannot resolve its type annotations ({exc})") from None
+    except NameError:
+        # Annotations that cannot be resolved (a class defined by exec'd code, say): those
+        # attributes are snapshotted as plain JSON values, the others through pydantic.
+        hints = {}
+        for klass in reversed(cls.__mro__):
+            own = vars(klass).get("__annotations__", {})
+            try:
+                resolved = get_type_hints(klass)
+            except NameError:
+                resolved = {}
+            for name in own:
+                if name in resolved:
+                    hints[name] = resolved[name]
+                else:
+                    hints.pop(name, None)
     adapters = {
         name: TypeAdapter(hint)
         for name, hint in hints.items()
