@@ -30,10 +30,16 @@ def hang(seconds: float) -> str:
     return "woke up"
 
 
-@tool(sandboxed=True, timeout_s=1.5)
+@tool(sandboxed=True, timeout_s=4)
 def hang_with_child(path: str) -> str:
-    """Starts a grandchild that would write `path` after 3 s, then hangs: the kill must reach both."""
-    subprocess.Popen([sys.executable, "-c", f"import time; time.sleep(3); open({path!r}, 'w').write('alive')"])
+    """Starts a grandchild that marks `path`.started at once and `path` 6 s later, then hangs.
+
+    The kill at the timeout must reach the grandchild too, so `path` is never written.
+    """
+    script = f"import time; open({path!r} + '.started', 'w').close(); time.sleep(6); open({path!r}, 'w').close()"
+    subprocess.Popen([sys.executable, "-c", script])
+    while not os.path.exists(path + ".started"):
+        time.sleep(0.01)
     time.sleep(60)
     return "never"
 

@@ -44,10 +44,12 @@ def test_a_hung_tool_is_killed_at_its_timeout() -> None:
 
 
 def test_the_kill_reaches_processes_the_tool_started(tmp_path: Path) -> None:
-    marker = tmp_path / "grandchild.txt"
+    marker = tmp_path / "grandchild"
     observation = run(tools.hang_with_child, {"path": str(marker)})
     assert observation.error_type == "timeout"
-    time.sleep(3.5)
+    started = Path(f"{marker}.started")
+    assert started.exists(), "the grandchild never started; the test proves nothing"
+    time.sleep(max(0.0, started.stat().st_mtime + 6.5 - time.time()))  # past the moment it would write
     assert not marker.exists(), "the grandchild survived the kill of the tool's process group"
 
 
