@@ -6,6 +6,10 @@ environment that holds only what the tool was explicitly given, so secrets of th
 `resource.setrlimit` (CPU seconds, address space, no core files). The parent kills the whole
 process group when the wall-clock timeout passes. The request goes in on stdin and the result
 comes back on a private copy of stdout; what the tool prints goes to stderr.
+
+This contains mistakes (a hang, a runaway loop, a memory leak, a leaked secret), not a hostile
+tool: the child runs as the same user with the same file system, and a process that starts its
+own session escapes the group kill. Run untrusted code in a container or a VM.
 """
 
 from __future__ import annotations
