@@ -67,7 +67,7 @@ def _charges(journal: Journal, stream: str, count: int) -> None:
     journal.append(stream, [NewEvent("Charged", {"tool": tools[i % 3], "usd": 0.01}) for i in range(count)])
 
 
-@pytest.fixture(params=["memory", "sqlite", "postgres"])
+@pytest.fixture(params=["memory", "sqlite", "postgres", "mysql"])
 def journal(request: pytest.FixtureRequest) -> Journal:
     url = "memory://" if request.param == "memory" else request.getfixturevalue(f"{request.param}_url")
     opened = Journal.open(url)
