@@ -207,14 +207,15 @@ ROUTINE = frozenset({"ResponseDrafted"})
 def timeline(journal: Journal, stream_id: str) -> Table:
     """Each event of a run in plain language (the forensics timeline, routine bookkeeping left out)."""
     table = Table(box=None, show_header=False, padding=(0, 1), pad_edge=False)
-    table.add_column(justify="right", style="dim")
-    table.add_column(style="bold", overflow="ellipsis", no_wrap=True, max_width=48)
-    table.add_column(overflow="ellipsis", no_wrap=True, max_width=72)
+    # The version leads the title cell: Rich drops a narrow first column when a table must shrink.
+    table.add_column(overflow="ellipsis", no_wrap=True, width=50)
+    table.add_column(overflow="ellipsis", no_wrap=True)
     for entry in forensic_timeline(journal, stream_id):
         if _routine(entry.event):
             continue
         text = entry.explanation
-        table.add_row(str(entry.version), Text(text.title, style=_style(entry.event)), Text(text.summary))
+        title = Text.assemble((f"{entry.version:>3} ", "dim"), (text.title, f"bold {_style(entry.event)}".strip()))
+        table.add_row(title, Text(text.summary))
     return table
 
 
