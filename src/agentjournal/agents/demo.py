@@ -14,9 +14,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
+from rich.console import Console, Group
 from rich.markup import escape
-from rich.table import Table
 from rich.text import Text
 
 from agentjournal.agents.agent import Agent
@@ -202,21 +201,21 @@ def refunds_within_40_usd(state: RunState) -> Verdict:
 # ----- the demo ----------------------------------------------------------------------------------
 
 ROUTINE = frozenset({"ResponseDrafted"})
+TITLE_WIDTH = 46
 
 
-def timeline(journal: Journal, stream_id: str) -> Table:
-    """Each event of a run in plain language (the forensics timeline, routine bookkeeping left out)."""
-    table = Table(box=None, show_header=False, padding=(0, 1), pad_edge=False)
-    # The version leads the title cell: Rich drops a narrow first column when a table must shrink.
-    table.add_column(overflow="ellipsis", no_wrap=True, width=50)
-    table.add_column(overflow="ellipsis", no_wrap=True)
+def timeline(journal: Journal, stream_id: str) -> Group:
+    """Each event of a run on one line in plain language (the forensics timeline, bookkeeping left out)."""
+    lines = []
     for entry in forensic_timeline(journal, stream_id):
         if _routine(entry.event):
             continue
-        text = entry.explanation
-        title = Text.assemble((f"{entry.version:>3} ", "dim"), (text.title, f"bold {_style(entry.event)}".strip()))
-        table.add_row(title, Text(text.summary))
-    return table
+        title = Text(entry.explanation.title, style=f"bold {_style(entry.event)}".strip())
+        title.truncate(TITLE_WIDTH, overflow="ellipsis", pad=True)
+        line = Text.assemble((f"{entry.version:>3} ", "dim"), title, "  ", entry.explanation.summary)
+        line.no_wrap, line.overflow = True, "ellipsis"
+        lines.append(line)
+    return Group(*lines)
 
 
 def _routine(event: RecordedEvent) -> bool:
