@@ -429,3 +429,51 @@ def test_an_invalid_plan_is_rejected_and_answered_with_the_fallback(journal: Jou
 def test_the_suite_blocks_real_model_requests() -> None:
     with pytest.raises(RealModelRequestBlocked, match="switched off"):
         check_real_request("OpenAI")
+
+
+def test_a_valid_plan_runs_its_steps_through_the_policy_then_answers(journal: Journal) -> None:
+    plan = {
+        "runId": "plan-0001",
+        "maxSteps": 5,
+        "budgetUsd": 1,
+        "steps": [
+            {"id": "a", "objective": "look it up", "tool": "lookup", "input": {"key": "k"}, "successCriteria": "found"},
+            {
+                "id": "b",
+                "objective": "drop the table",
+                "tool": "query_sql",
+                "input": {"sql": "DROP TABLE t"},
+                "successCriteria": "dropped",
+            },
+        ],
+        "stopConditions": ["done"],
+    }
+    planner = agent([{"json": plan}, "k is known; the drop was refused"], policy=seed_policy(), name="planner")
+    planner.planner = True
+    result = runtime(journal, planner).run_sync(planner, "plan it")
+    kinds = types(journal, result.stream_id)
+    assert kinds[:3] == ["RunStarted", "ModelCalled", "PlanGenerated"]
+    proposed = [(e.data["call_id"], e.data["tool"]) for e in of_type(journal, result.stream_id, "ToolProposed")]
+    assert proposed == [("plan-a", "lookup"), ("plan-b", "query_sql")]
+    decisions = [e.data["action"] for e in of_type(journal, result.stream_id, "PolicyEvaluated")]
+    assert decisions == ["allow", "deny"]
+    assert result.output == "k is known; the drop was refused"
+    final_request: ModelRequest = planner.model.requests[-1]  # type: ignore[attr-defined]
+    assert final_request.tools == []  # the synthesis call answers; it does not call tools
+    assert [m["role"] for m in final_request.messages] == ["user", "assistant", "tool", "tool"]
+
+
+def test_a_model_that_does_not_answer_in_time_aborts_the_run(journal: Journal) -> None:
+    tester = agent(["never seen"], latency_s=5)
+    result = runtime(journal, tester, model_timeout_s=0.1, max_attempts=2).run_sync(tester, "hello?")
+    assert result.status == "aborted"
+    assert result.reason == "the model call at step 1 failed: scripted: no reply within 0.1 s (after 2 attempts)"
+
+
+def test_the_runtime_works_on_the_memory_backend() -> None:
+    fresh_effects()
+    with Journal.open("memory://") as journal:
+        tester = agent([call("big", size=10_000), call("lookup", key="a"), "done"])
+        result = runtime(journal, tester).run_sync(tester, "go")
+        assert result.status == "completed"
+        assert Runtime(journal).load(result.run_id).final_response == "done"
