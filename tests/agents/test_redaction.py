@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agentjournal.agents.redaction import KINDS, Finding, Redactor, iban_valid, luhn_valid
+from agentjournal.agents.redaction import KINDS, Finding, Redactor, iban_valid, luhn_valid, verhoeff_valid
 from agentjournal.journal import Journal, NewEvent
 
 REDACTOR = Redactor()
@@ -29,6 +29,9 @@ POSITIVES = [
     ("iban", "FR1420041010050500013M02606"),
     ("national_id", "SSN 123-45-6789"),
     ("national_id", "NI number AB 12 34 56 C"),
+    ("national_id", "SIN 130 692 544"),
+    ("national_id", "SIN 046-454-286"),
+    ("national_id", "Aadhaar 2345 6789 0124"),
     ("national_id", "NINO JG103759A"),
     ("ip", "from 192.168.1.10"),
     ("ip", "host 8.8.8.8:53"),
@@ -60,6 +63,8 @@ NEGATIVES = [
     "pay to GB82 WEST 1234 5698 7654 33",  # IBAN failing mod-97
     "SSN 000-12-3456",  # an SSN never starts with 000
     "SSN 666-12-3456",  # nor 666
+    "SIN 130 692 545",  # fails Luhn
+    "Aadhaar 2345 6789 0120",  # fails Verhoeff
     "version 1.2.3",
     "address 256.1.1.1",
     "std::vector<int> and a::b",
@@ -118,6 +123,11 @@ def test_luhn(digits: str, valid: bool) -> None:
 )
 def test_iban_mod_97(iban: str, valid: bool) -> None:
     assert iban_valid(iban) is valid
+
+
+@pytest.mark.parametrize(("digits", "valid"), [("2363", True), ("2364", False), ("234567890124", True), ("x1", False)])
+def test_verhoeff(digits: str, valid: bool) -> None:
+    assert verhoeff_valid(digits) is valid
 
 
 def test_json_values_are_walked_keys_included() -> None:

@@ -7,8 +7,9 @@ plausible digit count. A near miss (16 digits failing Luhn) is left alone. A red
 
 Kinds: bearer_token, api_key, secret (a URL's password, `password=…` in text, or the value of a
 key named like password/api_key/token in a JSON object), email, iban, card, national_id (US SSN
-written 123-45-6789, UK National Insurance number), ip (v4, v6), phone (international +…, North
-American with separators, national 0… with separators).
+written 123-45-6789, Canadian SIN and India's Aadhaar with their checksums, UK National Insurance
+number), ip (v4, v6), phone (international +…, North American with separators, national 0… with
+separators).
 
     journal = Journal.open(url, redact=Redactor())   # no payload is stored with an e-mail in it
 """
@@ -23,7 +24,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["KINDS", "Finding", "Redactor", "iban_valid", "luhn_valid"]
+__all__ = ["KINDS", "Finding", "Redactor", "iban_valid", "luhn_valid", "verhoeff_valid"]
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,48 @@ def iban_valid(text: str) -> bool:
         return False
     rearranged = compact[4:] + compact[:4]
     return int("".join(str(int(char, 36)) for char in rearranged)) % 97 == 1
+
+
+_VERHOEFF_D = [
+    [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
+    [1, 2, 3, 4, 0, 6, 7, 8, 9, 5],
+    [2, 3, 4, 0, 1, 7, 8, 9, 5, 6],
+    [3, 4, 0, 1, 2, 8, 9, 5, 6, 7],
+    [4, 0, 1, 2, 3, 9, 5, 6, 7, 8],
+    [5, 9, 8, 7, 6, 0, 4, 3, 2, 1],
+    [6, 5, 9, 8, 7, 1, 0, 4, 3, 2],
+    [7, 6, 5, 9, 8, 2, 1, 0, 4, 3],
+    [8, 7, 6, 5, 9, 3, 2, 1, 0, 4],
+    [9, 8, 7, 6, 5, 4, 3, 2, 1, 0],
+]
+_VERHOEFF_P = [
+    [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
+    [1, 5, 7, 6, 2, 8, 3, 0, 9, 4],
+    [5, 8, 0, 3, 7, 9, 6, 1, 4, 2],
+    [8, 9, 1, 6, 0, 4, 3, 5, 2, 7],
+    [9, 4, 5, 3, 1, 2, 6, 8, 7, 0],
+    [4, 2, 8, 6, 5, 7, 3, 9, 0, 1],
+    [2, 7, 9, 3, 8, 0, 6, 4, 1, 5],
+    [7, 0, 4, 6, 9, 1, 3, 2, 5, 8],
+]
+
+
+def verhoeff_valid(digits: str) -> bool:
+    """The Verhoeff checksum of India's Aadhaar numbers (it catches every single-digit error and swap)."""
+    if not digits.isdigit():
+        return False
+    check = 0
+    for index, char in enumerate(reversed(digits)):
+        check = _VERHOEFF_D[check][_VERHOEFF_P[index % 8][int(char)]]
+    return check == 0
+
+
+def _luhn_digits(match: re.Match[str]) -> bool:
+    return luhn_valid(re.sub(r"\D", "", match.group(0)))
+
+
+def _verhoeff_digits(match: re.Match[str]) -> bool:
+    return verhoeff_valid(re.sub(r"\D", "", match.group(0)))
 
 
 def _card(match: re.Match[str]) -> bool:
@@ -173,6 +216,18 @@ _DETECTORS: list[_Detector] = [
         "national_id",
         re.compile(r"(?<![\d-])(?!000|666|9\d\d)\d{3}[- ](?!00)\d{2}[- ](?!0000)\d{4}(?![\d-])"),
         gate=lambda p: p.digits >= 9,
+    ),
+    _Detector(  # Canadian Social Insurance Number, 046 454 286 (Luhn-checked)
+        "national_id",
+        re.compile(r"(?<![\d-])\d{3}[- ]\d{3}[- ]\d{3}(?![\d-])"),
+        _luhn_digits,
+        gate=lambda p: p.digits >= 9,
+    ),
+    _Detector(  # India's Aadhaar, 2345 6789 0124 (Verhoeff-checked)
+        "national_id",
+        re.compile(r"(?<![\d-])[2-9]\d{3}[ -]\d{4}[ -]\d{4}(?![\d-])"),
+        _verhoeff_digits,
+        gate=lambda p: p.digits >= 12,
     ),
     _Detector(  # UK National Insurance number
         "national_id",
