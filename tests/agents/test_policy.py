@@ -199,6 +199,9 @@ def one_rule(when: str, action: str = "deny", extra: str = "") -> Policy:
         ("amount: {gt: 10, lte: 20}", {"amount": 15}, True),
         ("amount: {gt: 10, lte: 20}", {"amount": 25}, False),
         ("sql: {matches_regex: '(?i)drop'}", {"sql": "DROP x"}, True),
+        ("customer.tier_in: [gold]", {"customer": {"tier": "gold"}}, True),
+        ("customer.tier_in: [gold]", {"customer": {"name": "x"}}, False),
+        ("customer.tier_in: [gold]", {"customer": "gold"}, False),
     ],
 )
 def test_input_operators(condition: str, arguments: dict[str, Any], matches: bool) -> None:

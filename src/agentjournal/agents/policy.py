@@ -19,6 +19,7 @@ Seed 001's file loads verbatim. The general form of a rule::
         reason: ...                  # optional, shown with the decision
 
 Operators: equals, not_equals, in, not_in, matches_regex, domain_in, domain_not_in, gt, gte, lt, lte.
+A field inside a nested argument is named by a dotted path (`customer.email_domain_in`).
 Every matching rule is considered; deny beats require_human_approval beats allow; when no rule
 matches, the default action applies. A field the call does not have never matches.
 
@@ -281,6 +282,18 @@ _NUMERIC_OPERATORS = ("gt", "gte", "lt", "lte")
 _SUFFIXES = sorted(OPERATORS, key=len, reverse=True)
 
 
+def _lookup(arguments: Mapping[str, Any], path: str) -> tuple[bool, Any]:
+    """An argument by name, or inside nested objects by a dotted path (`customer.email`)."""
+    if path in arguments:
+        return True, arguments[path]
+    value: Any = arguments
+    for part in path.split("."):
+        if not isinstance(value, Mapping) or part not in value:
+            return False, None
+        value = value[part]
+    return True, value
+
+
 @dataclass(frozen=True)
 class Condition:
     """One test: `<scope>.<field> <operator> <value>`, scope being input or run_metrics."""
@@ -298,10 +311,10 @@ class Condition:
             if not present:
                 return False
             actual = [address for item in present for address in _addresses(item)]
-        elif self.field in arguments:
-            actual = arguments[self.field]
         else:
-            return False
+            found, actual = _lookup(arguments, self.field)
+            if not found:
+                return False
         return OPERATORS[self.operator](actual, self.value)
 
     def describe(self, metrics: RunMetrics | None = None) -> str:
@@ -426,7 +439,7 @@ class Policy:
                 continue
             fields = set().union(*(known[name] for name in rule.tools))
             for condition in rule.conditions:
-                if condition.scope != "input" or condition.field in fields:
+                if condition.scope != "input" or condition.field.split(".")[0] in fields:
                     continue
                 if condition.field == "recipient" and fields & set(RECIPIENT_FIELDS):
                     continue
