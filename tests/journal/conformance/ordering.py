@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from agentjournal import Journal, NewEvent, RecordedEvent
+from agentjournal import ConcurrencyError, Journal, NewEvent, RecordedEvent
 
 from .base import ConformanceBase, assert_contiguous, new_events, positions, tail
 
@@ -152,3 +152,43 @@ class OrderingConformance(ConformanceBase):
         assert [event.version for event in shared] == list(range(1, len(shared) + 1))
         assert positions(shared) == sorted(positions(shared))
         assert journal.verify().ok
+
+    def test_two_journals_on_one_database_share_one_order(self, journal: Journal, journal_url: str) -> None:
+        """Two Journal objects (as two processes would) see one another's events and conflicts."""
+        if not self.persistent:
+            pytest.skip(f"each {journal.backend_name} journal is its own store")
+        with self.open_journal(journal_url) as other:
+            start = threading.Barrier(2)
+
+            def write(target: Journal, name: str) -> list[RecordedEvent]:
+                start.wait()
+                stored: list[RecordedEvent] = []
+                for _ in range(20):
+                    stored += target.append("shared", new_events(2, writer=name)).events
+                return stored
+
+            with ThreadPoolExecutor(2) as pool:
+                first, second = pool.map(write, [journal, other], ["one", "two"])
+            assert len(first) + len(second) == 80
+            for reader in (journal, other):
+                everything = reader.read_all()
+                assert_contiguous(everything, 1)
+                assert [event.version for event in reader.read_stream("shared")] == list(range(1, 81))
+            with pytest.raises(ConcurrencyError):
+                other.append("shared", new_events(1), expected_version=79)
+            assert journal.verify().ok
+
+    def test_journals_opened_at_once_on_a_fresh_database_all_migrate(self, journal_url: str) -> None:
+        """Migrations take a lock: six journals opening one fresh database together all succeed."""
+        if not self.persistent:
+            pytest.skip("the memory backend has no schema to migrate")
+        start = threading.Barrier(6)
+
+        def open_and_append(number: int) -> int:
+            start.wait()
+            with self.open_journal(journal_url) as opened:
+                assert opened.pending_migrations() == []
+                return opened.append(f"s{number}", new_events(1)).last_position
+
+        with ThreadPoolExecutor(6) as pool:
+            assert sorted(pool.map(open_and_append, range(6))) == [1, 2, 3, 4, 5, 6]
