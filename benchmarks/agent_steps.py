@@ -226,6 +226,7 @@ def _langgraph_saver(backend: str, url: str) -> Iterator[tuple[Any, Callable[[],
 
     base, _, schema = url.partition("?schema=")
     with psycopg.connect(base, autocommit=True, prepare_threshold=0, row_factory=dict_row) as conn:
+        conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
         conn.execute(f'SET search_path TO "{schema}"')
         saver = PostgresSaver(conn)
         saver.setup()
