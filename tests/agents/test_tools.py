@@ -120,7 +120,13 @@ def test_a_function_that_cannot_be_a_typed_tool_is_refused(function: Any, messag
 
 @pytest.mark.parametrize(
     ("options", "message"),
-    [({"timeout_s": 0}, "timeout_s"), ({"max_calls_per_run": -1}, "max_calls_per_run"), ({"cost_usd": -1}, "cost_usd")],
+    [
+        ({"timeout_s": 0}, "timeout_s"),
+        ({"max_calls_per_run": -1}, "max_calls_per_run"),
+        ({"cost_usd": -1}, "cost_usd"),
+        ({"name": "search docs"}, "must be 1 to 64 letters"),
+        ({"name": "x" * 65}, "must be 1 to 64 letters"),
+    ],
 )
 def test_bad_limits_are_refused(options: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):

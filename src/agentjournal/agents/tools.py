@@ -20,6 +20,7 @@ import contextlib
 import contextvars
 import hashlib
 import inspect
+import re
 import threading
 import time
 import typing
@@ -52,6 +53,7 @@ __all__ = [
 ]
 
 IDEMPOTENCY_PARAMETER = "idempotency_key"
+TOOL_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 class TransientToolError(Exception):
@@ -118,6 +120,10 @@ class Tool:
     schema_hash: str = ""
 
     def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not TOOL_NAME.fullmatch(self.name):
+            raise ValueError(
+                f"tool name {self.name!r} must be 1 to 64 letters, digits, '_' or '-' (what model APIs accept)"
+            )
         if self.timeout_s <= 0:
             raise ValueError(f"tool {self.name!r}: timeout_s must be positive, got {self.timeout_s}")
         if self.max_calls_per_run is not None and self.max_calls_per_run < 0:
