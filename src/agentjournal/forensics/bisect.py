@@ -24,7 +24,8 @@ from agentjournal.forensics.invariants import Errored, Holds, Invariant, Invaria
 from agentjournal.forensics.lineage import Chain, causes
 from agentjournal.journal import InvalidEventError, Journal, RecordedEvent
 from agentjournal.journal.envelope import canonical_json
-from agentjournal.model import Aggregate, Repository, VersionOutOfRangeError, aggregate_types
+from agentjournal.model import Aggregate, Repository, aggregate_types
+from agentjournal.model.repository import check_version
 
 S = TypeVar("S")
 
@@ -116,16 +117,22 @@ class Replay(Generic[S]):
                 self._since_checkpoint += 1
                 if self._since_checkpoint >= self._every:
                     self._checkpoint(self._key(event))
-            if self._buffer or self._exhausted or self._read_upto >= min(target, self._end):
+            if self._buffer or not self._read_more(target):
                 break
-            page = [event for event in self._read(self._read_upto, target) if self._key(event) <= self._end]
-            if not page:
-                self._exhausted = True
-                break
-            self._buffer.extend(page)
-            self._read_upto = self._key(page[-1])
         self.key = target
         return self.state
+
+    def _read_more(self, upto: int) -> bool:
+        """Read the next page (after what was read, sized for `upto`) into the buffer; False at the end."""
+        if self._exhausted or self._read_upto >= min(upto, self._end):
+            return False
+        page = [event for event in self._read(self._read_upto, upto) if self._key(event) <= self._end]
+        if not page:
+            self._exhausted = True
+            return False
+        self._buffer.extend(page)
+        self._read_upto = self._key(page[-1])
+        return True
 
     def _start_near(self, target: int) -> None:
         """Move to the best known state at or below `target`: the current one, a checkpoint, or a stored snapshot."""
@@ -147,13 +154,8 @@ class Replay(Generic[S]):
                 self.state = self._fold(self.state, event)
                 self.key = self._key(event)
                 yield self.key, event, self.state
-            if self._exhausted or self._read_upto >= self._end:
+            if not self._read_more(self._end):
                 return
-            page = [event for event in self._read(self._read_upto, self._end) if self._key(event) <= self._end]
-            if not page:
-                return
-            self._buffer.extend(page)
-            self._read_upto = self._key(page[-1])
 
     def _checkpoint(self, key: int) -> None:
         self._since_checkpoint = 0
@@ -230,8 +232,7 @@ def bisect_stream(
     current = repository.current_version(stream_id)
     end = current if to_version is None else to_version
     for version in (from_version, end):
-        if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= current:
-            raise VersionOutOfRangeError(stream_id, version, current)
+        check_version(stream_id, version, current)
     if from_version > end:
         raise InvalidEventError(f"stream {stream_id!r}: from_version {from_version} is after to_version {end}")
     start = from_version - 1

@@ -12,9 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from agentjournal.forensics.explainers import Explainers, Explanation, explainers
-from agentjournal.journal import Journal, RecordedEvent, StreamNotFoundError
-from agentjournal.model import VersionOutOfRangeError
-from agentjournal.model.repository import read_versions
+from agentjournal.journal import Journal, RecordedEvent
+from agentjournal.model.repository import check_version, read_versions, require_stream
 
 
 @dataclass(frozen=True)
@@ -48,13 +47,10 @@ def timeline(
     explain: Explainers = explainers,
 ) -> list[TimelineEntry]:
     """The stream's events from..to (inclusive) with their explanations, in order."""
-    current = journal.stream_version(stream_id)
-    if current == 0:
-        raise StreamNotFoundError(f"no stream {stream_id!r} in {journal.url}")
+    current = require_stream(journal, stream_id)
     end = current if to_version is None else to_version
     for version in (from_version, end):
-        if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= current:
-            raise VersionOutOfRangeError(stream_id, version, current)
+        check_version(stream_id, version, current)
     return explain_all(read_versions(journal, stream_id, from_version, end), explain)
 
 

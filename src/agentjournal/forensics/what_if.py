@@ -13,11 +13,11 @@ from typing import Any
 from pydantic import BaseModel
 
 from agentjournal.forensics.invariants import Invariant, Outcome
-from agentjournal.journal import InvalidEventError, Journal, NewEvent, RecordedEvent, StreamNotFoundError
+from agentjournal.journal import InvalidEventError, Journal, NewEvent, RecordedEvent
 from agentjournal.journal.envelope import canonical_json
 from agentjournal.journal.ids import uuid7
 from agentjournal.model import Aggregate, VersionOutOfRangeError, aggregate_types
-from agentjournal.model.repository import read_versions
+from agentjournal.model.repository import read_versions, require_stream
 
 
 @dataclass
@@ -52,9 +52,7 @@ def what_if(
     `drop=[version]` removes events; `replace={version: event}` swaps one for another.
     The aggregate is `aggregate`, else the one the invariants fold, else the stream's registered type.
     """
-    current = journal.stream_version(stream_id)
-    if current == 0:
-        raise StreamNotFoundError(f"no stream {stream_id!r} in {journal.url}")
+    current = require_stream(journal, stream_id)
     end = current if upto is None else upto
     _check(stream_id, end, current, "upto", low=1)
     replace = dict(replace or {})

@@ -50,9 +50,7 @@ class Repository(Generic[A]):
 
     def load_at_version(self, stream_id: str, version: int) -> A:
         """The aggregate as it was right after event `version` (1-based)."""
-        current = self.current_version(stream_id)
-        if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= current:
-            raise VersionOutOfRangeError(stream_id, version, current)
+        check_version(stream_id, version, self.current_version(stream_id))
         return self._fold_to(stream_id, version)
 
     def load_at_time(self, stream_id: str, moment: datetime) -> A:
@@ -61,10 +59,7 @@ class Repository(Generic[A]):
 
     def current_version(self, stream_id: str) -> int:
         """The stream's version; StreamNotFoundError when it has no events."""
-        current = self.journal.stream_version(stream_id)
-        if current == 0:
-            raise StreamNotFoundError(f"no stream {stream_id!r} in {self.journal.url}")
-        return current
+        return require_stream(self.journal, stream_id)
 
     def load_snapshot(self, stream_id: str, at_most: int) -> A:
         """The aggregate restored from the newest usable snapshot at or below `at_most`, without
@@ -132,6 +127,21 @@ class Repository(Generic[A]):
         return result
 
 
+def require_stream(journal: Journal, stream_id: str) -> int:
+    """The stream's current version; StreamNotFoundError when it has no events."""
+    current = journal.stream_version(stream_id)
+    if current == 0:
+        raise StreamNotFoundError(f"no stream {stream_id!r} in {journal.url}")
+    return current
+
+
+def check_version(stream_id: str, version: object, current: int) -> int:
+    """`version` if the stream (at version `current`) has it, else VersionOutOfRangeError."""
+    if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= current:
+        raise VersionOutOfRangeError(stream_id, version, current)
+    return version
+
+
 def read_versions(journal: Journal, stream_id: str, start: int, end: int) -> Iterator[RecordedEvent]:
     """Events start..end of a stream, read in pages."""
     while start <= end:
@@ -146,9 +156,7 @@ def version_at_time(journal: Journal, stream_id: str, moment: datetime) -> int:
     """The version of the stream's last event recorded at or before `moment` (binary search)."""
     if moment.tzinfo is None:
         raise InvalidEventError(f"time {moment.isoformat()} has no time zone; give an aware datetime (UTC)")
-    current = journal.stream_version(stream_id)
-    if current == 0:
-        raise StreamNotFoundError(f"no stream {stream_id!r} in {journal.url}")
+    current = require_stream(journal, stream_id)
     low, high = 0, current  # invariant: event `low` (or the start) is at or before moment; `high + 1` is after
     while low < high:
         middle = (low + high + 1) // 2
