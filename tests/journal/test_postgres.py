@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from agentjournal import Journal, JournalConnectionError, NewEvent
+from agentjournal import InvalidEventError, Journal, JournalConnectionError, NewEvent
 
 from .conformance import JournalConformance
 from .servers import closed_port
@@ -78,3 +78,27 @@ def test_append_notifies_listeners_with_the_last_position(postgres_url: str) -> 
         finally:
             listener.close()
     assert received == ["2", "3"]
+
+
+def test_a_mixed_case_schema_name_works_or_is_refused_clearly() -> None:
+    """`?schema=Runs_2024` must either be the schema the journal lives in, or be refused up front
+    (PostgreSQL folds unquoted names to lower case, so half-quoting it breaks migrations)."""
+    import psycopg
+
+    from agentjournal.testing import databases
+
+    schema = databases.unique_name("Aj_Case")
+    try:
+        try:
+            journal = Journal.open(f"{databases.POSTGRES_URL}?schema={schema}")
+        except InvalidEventError as refused:
+            assert "schema name" in str(refused)
+            return
+        with journal:
+            journal.append("s", NewEvent("Noted"))
+            assert journal.query("SELECT current_schema()")[0][0] == schema
+            assert journal.read_stream("s")[0].type == "Noted"
+    finally:
+        with psycopg.connect(databases.POSTGRES_URL, autocommit=True) as admin:
+            admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+            admin.execute(f'DROP SCHEMA IF EXISTS "{schema.lower()}" CASCADE')
