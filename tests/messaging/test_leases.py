@@ -33,7 +33,7 @@ def test_expired_lease_is_taken_over_with_a_higher_token_and_the_old_owner_is_fe
     old = leases.acquire("projection:runs", "node-a")
     assert old is not None
     time.sleep(0.45)
-    new = leases.acquire("projection:runs", "node-b")
+    new = leases.acquire("projection:runs", "node-b", ttl=30)
     assert new is not None and new.token == old.token + 1
     with pytest.raises(LeaseLostError, match=r"node-a lost token 1 \(now token 2 of node-b\)"):
         leases.renew(old)
@@ -51,11 +51,11 @@ def test_expired_lease_is_taken_over_with_a_higher_token_and_the_old_owner_is_fe
 
 
 def test_renew_extends_and_release_frees_at_once(journal: Journal) -> None:
-    leases = LeaseRegistry(journal, ttl=0.5)
+    leases = LeaseRegistry(journal, ttl=1.0)
     lease = leases.acquire("relay", "node-a")
     assert lease is not None
     for _ in range(3):
-        time.sleep(0.2)
+        time.sleep(0.4)
         lease = leases.renew(lease)
     assert leases.acquire("relay", "node-b") is None  # renewed past its first TTL
     assert leases.release(lease) is True
@@ -64,6 +64,19 @@ def test_renew_extends_and_release_frees_at_once(journal: Journal) -> None:
     assert leases.release(lease) is False  # a released lease cannot be released twice
     with pytest.raises(LeaseLostError):
         leases.renew(lease)
+
+
+def test_an_expired_lease_nobody_took_can_be_renewed_but_not_written_under(journal: Journal) -> None:
+    leases = LeaseRegistry(journal, ttl=0.2)
+    lease = leases.acquire("relay", "node-a")
+    assert lease is not None
+    time.sleep(0.3)
+    with pytest.raises(LeaseLostError, match="now token 1 of node-a"), journal.transaction() as cursor:
+        leases.check(cursor, lease)  # expired: the fence refuses
+    renewed = leases.renew(lease, ttl=30)  # the token never changed hands
+    assert renewed.token == 1 and renewed.expires_at > lease.expires_at
+    with journal.transaction() as cursor:
+        leases.check(cursor, renewed)
 
 
 def test_expired_lease_is_shown_free(journal: Journal) -> None:

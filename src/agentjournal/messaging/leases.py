@@ -115,12 +115,16 @@ class LeaseRegistry:
         return Lease(name, row[0], int(row[1]), _time(row[2]))
 
     def renew(self, lease: Lease, *, ttl: float | None = None) -> Lease:
-        """Extend a held lease; raises LeaseLostError if it expired or changed hands meanwhile."""
+        """Extend a lease; raises LeaseLostError if it changed hands (or was released) meanwhile.
+
+        A lease that expired but that nobody took is renewed: its token is unchanged, so no other
+        node can have written under it.
+        """
         p, now = self._p, self._now
         with self.journal.transaction() as cursor:
             cursor.execute(
                 f"UPDATE aj_leases SET expires_at = {now} + {p}, renewed_at = {now} "
-                f"WHERE name = {p} AND owner = {p} AND token = {p} AND expires_at > {now}",
+                f"WHERE name = {p} AND owner = {p} AND token = {p} AND expires_at > 0",
                 (ttl or self.ttl, lease.name, lease.owner, lease.token),
             )
             if cursor.rowcount != 1:
