@@ -14,8 +14,9 @@ Figures, medians over `--repeat` runs, each system in its own fresh process and 
 - overhead per step: wall time per step minus the time spent in the model and the tool (or the
   node / step body) themselves, i.e. what the recording adds; also for the first and the last
   20 steps, which shows whether the cost grows with the conversation;
-- stored bytes / message bytes: the bytes the run occupies in the database (rows and indexes,
-  measured by the database) over the bytes of the messages it produced;
+- stored bytes / message bytes: the bytes the run occupies in the database (rows, page slack
+  and indexes, as the database counts them) over the bytes of the messages it produced; for
+  agentjournal also the payload alone (the events' data, without envelopes and indexes);
 - state at step 100: the time to get the run's state as it was after step 100.
 
     .venv/bin/python benchmarks/agent_steps.py                 # make bench
@@ -147,6 +148,7 @@ def measure_agentjournal(backend: str, url: str, steps: int, state_step: int) ->
     assert state.step == state_step and len(state.messages) == 1 + 2 * state_step
     figures["state_ms"] = _timed(lambda: repository.load_at_version("run-bench", at_step))
     figures["stored_bytes"] = _stored_bytes(journal, backend)
+    figures["payload_bytes"] = sum(len(event.data_json) for event in events)
     figures["message_bytes"] = message_bytes
     figures["events"] = len(events)
     journal.close()
@@ -423,6 +425,7 @@ FIELDS = (
     ("first_ms", f"first {TAIL} ms/step", "{:.3f}"),
     ("last_ms", f"last {TAIL} ms/step", "{:.3f}"),
     ("ratio", "stored / message bytes", "{:.2f}x"),
+    ("payload_ratio", "payload / message bytes", "{:.2f}x"),
     ("state_ms", "state at step 100 (ms)", "{:.3f}"),
 )
 
@@ -445,9 +448,12 @@ def report(
                 continue
             for f in figures:
                 f["ratio"] = f["stored_bytes"] / f["message_bytes"]
-            values = {key: statistics.median(f[key] for f in figures) for key, _, _ in FIELDS}
+                if "payload_bytes" in f:
+                    f["payload_ratio"] = f["payload_bytes"] / f["message_bytes"]
+            values = {key: statistics.median(f[key] for f in figures) for key, _, _ in FIELDS if key in figures[0]}
             medians.setdefault(backend, {})[system] = values
-            table.add_row(backend, system, *(fmt.format(values[key]) for key, _, fmt in FIELDS))
+            cells = [fmt.format(values[key]) if key in values else "-" for key, _, fmt in FIELDS]
+            table.add_row(backend, system, *cells)
     return table, medians
 
 

@@ -22,7 +22,7 @@ def test_the_agent_steps_benchmark_runs_and_reports_every_figure(tmp_path: Path)
     assert "overhead ms/step" in result.stdout and "stored / message bytes" in result.stdout
     written = orjson.loads(figures.read_bytes())
     values = written["medians"]["sqlite"]["agentjournal"]
-    assert set(values) == {"overhead_ms", "first_ms", "last_ms", "ratio", "state_ms"}
+    assert set(values) == {"overhead_ms", "first_ms", "last_ms", "ratio", "payload_ratio", "state_ms"}
     assert all(value > 0 for value in values.values())
     run = written["runs"]["sqlite"]["agentjournal"][0]
     assert run["events"] == 1 + 4 * written["steps"] + 4  # RunStarted, 4 per step, the answer's 4
