@@ -28,3 +28,14 @@ def test_an_unreachable_server_names_host_and_port(scheme: str) -> None:
     with pytest.raises(JournalConnectionError, match=f"MySQL/MariaDB at 127.0.0.1:{port}"):
         Journal.open(f"{scheme}://root@127.0.0.1:{port}/test")
     assert time.monotonic() - started < 10
+
+
+def test_an_unknown_database_and_bad_credentials_are_named() -> None:
+    from agentjournal.testing import databases
+
+    base = databases.MYSQL_URL.rsplit("/", 1)[0]
+    with pytest.raises(JournalConnectionError, match=r"MySQL/MariaDB at .*:\d+: \(1049\) Unknown database"):
+        Journal.open(f"{base}/aj_no_such_database")
+    host = base.split("@", 1)[1]
+    with pytest.raises(JournalConnectionError, match=r"MySQL/MariaDB at .*:\d+: \(\d+\) Access denied"):
+        Journal.open(f"mysql://aj_nobody:wrong@{host}/test")

@@ -102,3 +102,11 @@ def test_a_mixed_case_schema_name_works_or_is_refused_clearly() -> None:
         with psycopg.connect(databases.POSTGRES_URL, autocommit=True) as admin:
             admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
             admin.execute(f'DROP SCHEMA IF EXISTS "{schema.lower()}" CASCADE')
+
+
+def test_an_unknown_database_is_named() -> None:
+    from agentjournal.testing import databases
+
+    url = databases.POSTGRES_URL.rsplit("/", 1)[0] + "/aj_no_such_database"
+    with pytest.raises(JournalConnectionError, match=r"PostgreSQL at .*:\d+: .*aj_no_such_database"):
+        Journal.open(url)

@@ -48,3 +48,11 @@ def test_sqlite_in_memory_is_one_database_for_every_thread() -> None:
         list(pool.map(work, range(4)))
         assert journal.head_position() == 80
         assert journal.verify().ok
+
+
+def test_a_file_that_is_not_a_sqlite_database_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "notes.db"
+    path.write_text("these are notes, not a database " * 10)
+    with pytest.raises(JournalConnectionError, match=f"cannot open SQLite journal '{path}': file is not a database"):
+        Journal.open(f"sqlite:///{path}")
+    assert path.read_text().startswith("these are notes")
