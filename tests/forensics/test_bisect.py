@@ -205,3 +205,57 @@ def test_bisect_checkpoints_never_share_state_with_the_live_aggregate(journal: J
 
     result = bisect_stream(journal, plain_prices, run.stream_id)
     assert result.culprit is not None and result.culprit.version == run.planted_version
+
+
+class LatestPrice(Invariant[list[float]]):
+    """A windowed rule: only price_lookup's latest answer matters."""
+
+    name: ClassVar[str] = "latest-price"
+    types: ClassVar[tuple[str, ...] | None] = ("ToolExecuted",)
+    window: ClassVar[int | None] = 1
+
+    def relevant(self, event: RecordedEvent) -> bool:
+        return bool(event.data["tool"] == "price_lookup")
+
+    def initial(self) -> list[float]:
+        return []
+
+    def fold(self, state: list[float], event: RecordedEvent) -> list[float]:
+        return [*state, event.data["result"]["price"]]
+
+    def evaluate(self, state: list[float]) -> Holds | Fails:
+        if state and state[-1] > 1000:
+            raise ValueError(f"implausible price {state[-1]}")
+        return Fails(f"price {state[-1]}") if state and state[-1] < 0 else Holds()
+
+
+def _priced(journal: Journal, stream: str, prices: list[float]) -> list[RecordedEvent]:
+    events = []
+    for price in prices:
+        events += [
+            NewEvent("ToolExecuted", {"tool": "search", "result": {"hits": 1}}),
+            NewEvent("ToolExecuted", {"tool": "price_lookup", "result": {"price": price}}),
+            NewEvent("ObservationCaptured", {"summary": "ok"}),
+        ]
+    return journal.append(stream, events).events
+
+
+def test_a_windowed_rule_rebuilds_each_probe_from_the_latest_events(journal: Journal) -> None:
+    _priced(journal, "run-w-1", [10.0] * 40)
+    bad = _priced(journal, "run-w-2", [10.0] * 7 + [-1.0] * 30)  # the tool goes bad and stays bad
+    first_bad = bad[7 * 3 + 1]
+    result = bisect_journal(journal, LatestPrice())
+    assert result.culprit is not None and result.culprit.event_id == first_bad.event_id
+    assert result.confirmed and result.evaluations <= math.ceil(math.log2(journal.head_position())) + 3
+    exhaustive = bisect_journal(journal, LatestPrice(), exhaustive=True)
+    assert exhaustive.culprit is not None and exhaustive.culprit.event_id == first_bad.event_id
+    assert exhaustive.evaluations == 40 + 37  # after every price_lookup answer: the only state changes
+
+
+def test_a_windowed_rule_that_recovers_shows_every_transition_and_errors(journal: Journal) -> None:
+    events = _priced(journal, "run-w-3", [10.0, -1.0, 12.0, 5000.0, 11.0])
+    result = bisect_journal(journal, LatestPrice(), exhaustive=True)
+    changes = [(change.at, type(change.after).__name__) for change in result.transitions]
+    prices = [event.position for event in events if event.data.get("tool") == "price_lookup"]
+    assert changes == [(prices[1], "Fails"), (prices[2], "Holds"), (prices[3], "Errored"), (prices[4], "Holds")]
+    assert result.errors == [(prices[3], "ValueError: implausible price 5000.0")]

@@ -319,17 +319,18 @@ def bisect_journal(
     def window_state_at(position: int) -> Any:
         return _fold_all(invariant, recent_events(journal, invariant, start, position))
 
-    def window_steps() -> Iterator[tuple[int, RecordedEvent, Any]]:
-        return ((key, event, _fold_all(invariant, recent)) for key, event, recent in replay.steps())
+    def relevant_steps() -> Iterator[tuple[int, RecordedEvent, Any]]:
+        """Every state change: the steps after the events the fold uses (the others change nothing)."""
+        for key, event, state in replay.steps():
+            if invariant.relevant(event):
+                yield key, event, _fold_all(invariant, state) if window else state
 
     result = BisectResult(invariant.name, "journal", None, start, end, 0)
     event_at = lambda position: journal.read_all(position - 1, 1)[0]  # noqa: E731
     _run(
         result,
         invariant,
-        _Probes(window_state_at, window_steps, event_at)
-        if window
-        else _Probes(replay.state_at, replay.steps, event_at),
+        _Probes(window_state_at if window else replay.state_at, relevant_steps, event_at),
         exhaustive=exhaustive,
         probe_start=True,
         progress=progress,
