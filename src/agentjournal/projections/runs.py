@@ -17,30 +17,6 @@ from agentjournal.projections.base import Projection, Tx
 
 RUN_PREFIX = "run-"
 
-RUN_EVENT_TYPES = (
-    "RunStarted",
-    "PlanGenerated",
-    "PlanRejected",
-    "ModelCalled",
-    "ToolProposed",
-    "PolicyEvaluated",
-    "ApprovalRequested",
-    "ToolApproved",
-    "ToolRejected",
-    "ToolExecuted",
-    "ToolFailed",
-    "ObservationCaptured",
-    "HandoffInitiated",
-    "HumanTakeover",
-    "FallbackUsed",
-    "ResponseDrafted",
-    "ResponseFinalized",
-    "BudgetExceeded",
-    "RunCompleted",
-    "RunAborted",
-    "RunCancelled",
-    "RunFailed",
-)
 
 COLUMNS = (
     "run_id",
@@ -184,22 +160,22 @@ class RunsProjection(Projection):
     """aj_rm_runs: agent, model, tenant, route, status, times, steps, tools, tokens, cost, policy counts."""
 
     name: ClassVar[str] = "runs"
-    event_types: ClassVar[tuple[str, ...]] = RUN_EVENT_TYPES
     tables: ClassVar[tuple[str, ...]] = ("aj_rm_runs",)
 
     def apply(self, tx: Tx, events: Sequence[RecordedEvent]) -> None:
-        streams = {event.stream_id for event in events if event.stream_id.startswith(RUN_PREFIX)}
-        if not streams:
-            return
+        """Every event of a `run-` stream counts as a step, so the projection reads them all."""
+        first_version: dict[str, int] = {}
+        for event in events:
+            if event.stream_id.startswith(RUN_PREFIX):
+                first_version.setdefault(event.stream_id, event.version)
+        # A run whose first event here is version 1 has no row yet: only the others are looked up.
+        known = sorted(run_id_of(stream) for stream, version in first_version.items() if version > 1)
         rows: dict[str, dict[str, Any]] = {
             row[1]: dict(zip(COLUMNS, row, strict=True))
-            for row in tx.select_in(
-                f"SELECT {', '.join(COLUMNS)} FROM aj_rm_runs WHERE run_id IN ({{}})",
-                sorted(run_id_of(stream) for stream in streams),
-            )
+            for row in tx.select_in(f"SELECT {', '.join(COLUMNS)} FROM aj_rm_runs WHERE run_id IN ({{}})", known)
         }
         for event in events:
-            if event.stream_id in streams:
+            if event.stream_id in first_version:
                 row = rows.get(event.stream_id)
                 if row is None:
                     row = rows[event.stream_id] = new_run(event.stream_id)
