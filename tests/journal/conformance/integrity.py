@@ -185,6 +185,19 @@ class IntegrityConformance(ConformanceBase):
         for record in exported[:3]:
             assert journal.get_event(record["event_id"]).hash == record["hash"]
 
+    def test_an_export_imports_into_sqlite(self, journal: Journal, tmp_path: Path) -> None:
+        _fill(journal)
+        exported = [event.to_dict() for event in journal.iter_all(batch_size=4)]
+        with Journal.open(f"sqlite:///{tmp_path / 'target.db'}") as target:
+            assert target.import_events(exported) == len(exported)
+            assert [event.to_dict() for event in target.iter_all()] == exported
+            assert target.verify().ok
+            # The imported chains continue: a new event links onto the imported last hash.
+            last = target.read_stream("run-1")[-1]
+            appended = target.append("run-1", NewEvent("Resumed"), expected_version=last.version).events[0]
+            assert appended.prev_hash == last.hash
+            assert target.verify().ok
+
     def test_an_export_read_through_upcasters_still_imports(self, journal: Journal, tmp_path: Path) -> None:
         with Journal.open(f"sqlite:///{tmp_path / 'source.db'}") as source:
             source.append("run-1", [NewEvent("ToolCalled", {"name": "search"}), NewEvent("Noted", {"n": 1})])
