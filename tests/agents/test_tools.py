@@ -266,6 +266,8 @@ def test_a_plain_tool_that_hangs_times_out() -> None:
 
     try:
         assert run(stuck, {}).error_type == "timeout"
+        assert run(stuck, {}).error_type == "timeout"  # the first one still holds its thread
+        assert run(search_docs, {"query": "q", "limit": 1}).output == ["q #0"]  # others are not blocked
     finally:
         release.set()
 

@@ -20,6 +20,9 @@ import contextlib
 import contextvars
 import hashlib
 import inspect
+import itertools
+import os
+import queue
 import re
 import threading
 import time
@@ -297,6 +300,10 @@ class ToolRegistry:
 
 def validate_arguments(tool: Tool, arguments: Mapping[str, Any]) -> dict[str, Any]:
     """The arguments as the tool will receive them, in JSON form; raises ToolArgumentsError."""
+    return _validated(tool, arguments).model_dump(mode="json")
+
+
+def _validated(tool: Tool, arguments: Mapping[str, Any]) -> BaseModel:
     if not isinstance(arguments, Mapping):
         raise ToolArgumentsError(
             tool.name,
@@ -308,7 +315,7 @@ def validate_arguments(tool: Tool, arguments: Mapping[str, Any]) -> dict[str, An
             [{"type": "reserved", "loc": [IDEMPOTENCY_PARAMETER], "msg": "is set by the executor, not by the caller"}],
         )
     try:
-        return tool.arguments_model.model_validate(dict(arguments)).model_dump(mode="json")
+        return tool.arguments_model.model_validate(dict(arguments))
     except ValidationError as exc:
         raise ToolArgumentsError(tool.name, validation_errors(exc)) from None
 
@@ -345,14 +352,17 @@ async def execute(
             "call_limit", f"{tool.name} may be called at most {tool.max_calls_per_run} time(s) per run"
         )
     try:
-        validated = validate_arguments(tool, arguments)
+        instance = _validated(tool, arguments)
     except ToolArgumentsError as exc:
         return Observation(False, {"errors": exc.errors}, "invalid_arguments", str(exc), elapsed())
-    if tool.wants_idempotency_key:
-        validated[IDEMPOTENCY_PARAMETER] = idempotency_key
-    if tool.sandboxed:
+    key = {IDEMPOTENCY_PARAMETER: idempotency_key} if tool.wants_idempotency_key else {}
+    if tool.sandboxed:  # the child gets JSON and validates it again into Python values
         outcome = await run_sandboxed(
-            tool.fn.__module__, tool.fn.__qualname__, validated, timeout_s=tool.timeout_s, limits=tool.limits
+            tool.fn.__module__,
+            tool.fn.__qualname__,
+            {**instance.model_dump(mode="json"), **key},
+            timeout_s=tool.timeout_s,
+            limits=tool.limits,
         )
         if outcome.ok:
             return Observation(True, outcome.output, latency_ms=elapsed(), cost_usd=tool.cost_usd)
@@ -365,7 +375,8 @@ async def execute(
             retryable=outcome.error_type in ("timeout", TransientToolError.__name__),
             cost_usd=tool.cost_usd,
         )
-    call = _call(tool, validated)
+    kwargs = {name: getattr(instance, name) for name in type(instance).model_fields}
+    call = _call(tool, {**kwargs, **key})
     try:
         result = await asyncio.wait_for(call, timeout=tool.timeout_s)
     except TimeoutError:
@@ -388,25 +399,51 @@ async def execute(
     return Observation(True, output, latency_ms=elapsed(), cost_usd=tool.cost_usd)
 
 
-def _call(tool: Tool, validated: dict[str, Any]) -> Awaitable[Any]:
-    """Re-validate into Python values (a datetime, not its JSON text) and start the call."""
-    key = validated.pop(IDEMPOTENCY_PARAMETER, None)
-    instance = tool.arguments_model.model_validate(validated)
-    kwargs = {name: getattr(instance, name) for name in type(instance).model_fields}
-    if key is not None:
-        kwargs[IDEMPOTENCY_PARAMETER] = key
+def _call(tool: Tool, kwargs: dict[str, Any]) -> Awaitable[Any]:
     if tool.is_async:
         return typing.cast(Awaitable[Any], tool.fn(**kwargs))
     return _on_daemon_thread(tool, kwargs)
 
 
-def _on_daemon_thread(tool: Tool, kwargs: dict[str, Any]) -> asyncio.Future[Any]:
-    """Run a plain function on its own daemon thread.
+class _DaemonThreads:
+    """Reusable daemon worker threads for plain-function tools.
 
-    Not the loop's default executor: `asyncio.run` waits for that one at shutdown, so a tool that
-    hangs past its timeout would hang the caller too. A thread cannot be killed; a tool that may
-    hang for good should be sandboxed (a process can be).
+    Not the loop's default executor: `asyncio.run` waits for that one at shutdown (and the
+    interpreter at exit), so a tool that hangs past its timeout would hang the caller too. A thread
+    cannot be killed, so a hung tool keeps its worker and the next call gets a new one; a tool that
+    may hang for good should be sandboxed (a process can be killed).
     """
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._idle = threading.Semaphore(0)
+        self._started = itertools.count(1)
+
+    def submit(self, job: Callable[[], None]) -> None:
+        self._jobs.put(job)
+        if not self._idle.acquire(blocking=False):  # every worker is busy: add one
+            name = f"agentjournal-tool-{next(self._started)}"
+            threading.Thread(target=self._work, name=name, daemon=True).start()
+
+    def _work(self) -> None:
+        while True:
+            self._jobs.get()()
+            self._idle.release()
+
+
+_threads = _DaemonThreads()
+
+
+def _reset_threads_after_fork() -> None:
+    global _threads  # noqa: PLW0603 - a forked child has none of the parent's threads
+    _threads = _DaemonThreads()
+
+
+os.register_at_fork(after_in_child=_reset_threads_after_fork)
+
+
+def _on_daemon_thread(tool: Tool, kwargs: dict[str, Any]) -> asyncio.Future[Any]:
+    """Run a plain function on a daemon worker thread; the future settles on the caller's loop."""
     loop = asyncio.get_running_loop()
     future: asyncio.Future[Any] = loop.create_future()
     context = contextvars.copy_context()
@@ -419,7 +456,7 @@ def _on_daemon_thread(tool: Tool, kwargs: dict[str, Any]) -> asyncio.Future[Any]
         else:
             future.set_result(result)
 
-    def target() -> None:
+    def job() -> None:
         result: Any = None
         error: BaseException | None = None
         try:
@@ -429,5 +466,5 @@ def _on_daemon_thread(tool: Tool, kwargs: dict[str, Any]) -> asyncio.Future[Any]
         with contextlib.suppress(RuntimeError):  # the loop closed while the tool was still running
             loop.call_soon_threadsafe(settle, result, error)
 
-    threading.Thread(target=target, name=f"tool-{tool.name}", daemon=True).start()
+    _threads.submit(job)
     return future
