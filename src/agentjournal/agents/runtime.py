@@ -473,7 +473,8 @@ class _Run:
         for attempt in range(1, self.options.max_attempts + 1):
             started = time.perf_counter()
             try:
-                response = await asyncio.wait_for(model.request(request), timeout=self.options.model_timeout_s)
+                async with asyncio.timeout(self.options.model_timeout_s):  # no extra task, unlike wait_for
+                    response = await model.request(request)
                 return response, round((time.perf_counter() - started) * 1000, 3)
             except TimeoutError:
                 last_error = ModelError(f"no reply within {self.options.model_timeout_s:g} s")
