@@ -35,7 +35,7 @@ def journal(sqlite_or_postgres_url: str) -> Iterator[Journal]:
 def waiting_run(journal: Journal, run_id: str = "held", **options: Any) -> tuple[Any, str]:
     tester = agent([EXTERNAL, "the partner is informed"], policy=seed_policy())
     rt = runtime(journal, tester, **options)
-    result = rt.run_sync(tester, "tell the partner", run_id=run_id)
+    result = rt.run_sync(tester, "tell the partner", run_id=run_id, tenant_id="acme")
     assert result.status == "waiting_approval"
     return rt, result.pending_approvals[0]["approval_id"]
 
@@ -58,6 +58,7 @@ def test_an_approved_call_runs_once_with_the_arguments_shown(journal: Journal) -
     assert [effect["recipient"] for effect in EFFECTS] == ["partner@example.org"]
     approved = of_type(journal, "run-held", "ToolApproved")[0]
     assert approved.actor == "alice" and approved.data["reason"] == "known partner"
+    assert approved.tenant_id == "acme" and approved.correlation_id == journal.read_stream("run-held")[0].event_id
     assert approved.causation_id == of_type(journal, "run-held", "ApprovalRequested")[0].event_id
     executed = of_type(journal, "run-held", "ToolExecuted")[0]
     assert executed.causation_id == approved.event_id

@@ -477,3 +477,9 @@ def test_the_runtime_works_on_the_memory_backend() -> None:
         result = runtime(journal, tester).run_sync(tester, "go")
         assert result.status == "completed"
         assert Runtime(journal).load(result.run_id).final_response == "done"
+
+
+def test_every_run_event_type_has_an_explainer() -> None:
+    from agentjournal.agents import RUN_EVENTS
+
+    assert {model.__name__ for model in RUN_EVENTS} <= set(explainers.registered())

@@ -140,6 +140,7 @@ def _decide(
             type(payload).__name__,
             payload.model_dump(mode="json"),
             actor=by,
+            tenant_id=state.tenant_id,
             correlation_id=state.correlation_id,
             causation_id=requested.event_id,
         )

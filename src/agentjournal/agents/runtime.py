@@ -23,6 +23,7 @@ from typing import Any, Literal, Protocol, TypeVar
 from pydantic import BaseModel
 
 from agentjournal.agents.agent import HANDOFF_PREFIX, Agent, RunOptions
+from agentjournal.agents.approvals import ready_runs
 from agentjournal.agents.blobs import BlobStore
 from agentjournal.agents.events import (
     ApprovalRequested,
@@ -238,6 +239,10 @@ class Runtime:
     def resume_sync(self, run_id: str, **options: Any) -> RunResult:
         return asyncio.run(self.resume(run_id, **options))
 
+    async def resume_ready(self) -> list[RunResult]:
+        """Resume every run a human decision unblocked (what a worker's resume loop calls)."""
+        return [await self.resume(run_id) for run_id in await self._io(ready_runs, self.journal)]
+
     def load(self, run_id: str) -> RunState:
         return self.repository.load(run_stream(run_id))
 
@@ -255,6 +260,7 @@ class Runtime:
                 "RunCancelled",
                 RunCancelled(reason=reason, by=by).model_dump(mode="json"),
                 actor=by or "orchestrator",
+                tenant_id=state.tenant_id,
                 correlation_id=state.correlation_id,
             )
             try:

@@ -5,6 +5,7 @@ Each command opens the journal named by --db and calls one function of `agentjou
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Annotated, Any
 
@@ -12,7 +13,7 @@ import typer
 from rich.table import Table
 
 from agentjournal.agents.agent import Agent
-from agentjournal.agents.approvals import approve, list_approvals, ready_runs, reject
+from agentjournal.agents.approvals import approve, list_approvals, reject
 from agentjournal.agents.demo import demo
 from agentjournal.agents.replay import replay_sync
 from agentjournal.agents.runtime import RunError, RunResult, Runtime
@@ -148,13 +149,12 @@ def runs_resume(
 
     Example: agentjournal runs resume ops-7731 --agents myapp.agents:all_agents
     """
-    journal = open_journal()
-    runtime = Runtime(journal, agents=load_agents(agents))
-    chosen = run_ids or ready_runs(journal)
-    if not chosen:
+    runtime = Runtime(open_journal(), agents=load_agents(agents))
+    results = [runtime.resume_sync(run_id) for run_id in run_ids] if run_ids else asyncio.run(runtime.resume_ready())
+    if not results:
         console.print("no run is waiting to be resumed")
-    for run_id in chosen:
-        _report(runtime.resume_sync(run_id))
+    for result in results:
+        _report(result)
 
 
 @runs_app.command("cancel")
