@@ -177,3 +177,16 @@ def test_memory_events_read_in_plain_language(journal: Journal) -> None:
         "redacted": "email x1",
     }
     assert (forgotten.title, forgotten.summary) == ("Forgot a memory item", f"item {item}: asked to")
+
+
+def test_the_cache_of_folded_users_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from agentjournal.agents import memory as memory_module
+
+    monkeypatch.setattr(memory_module, "CACHED_USERS", 2)
+    with Journal.open("memory://") as journal:
+        memory = MemoryService(journal)
+        for user in ("u1", "u2", "u3"):
+            memory.remember("acme", user, f"refund for {user}")
+            memory.recall("acme", user, "refund")
+        assert list(memory._cache) == [memory_stream("acme", "u2"), memory_stream("acme", "u3")]
+        assert [item.text for item in memory.recall("acme", "u1", "refund")] == ["refund for u1"]  # read again

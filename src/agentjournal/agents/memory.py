@@ -19,7 +19,7 @@ import heapq
 import math
 import re
 import threading
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -35,6 +35,8 @@ __all__ = ["MEMORY_FORGOTTEN", "MEMORY_STORED", "MemoryItem", "MemoryItemNotFoun
 MEMORY_STORED = "MemoryStored"
 MEMORY_FORGOTTEN = "MemoryForgotten"
 DEFAULT_TTL = timedelta(days=1)
+CACHED_USERS = 1024
+"""How many users' folded memories a service keeps; others are read again from the journal."""
 
 _TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
 _STOPWORD_TEXT = (
@@ -96,7 +98,7 @@ class MemoryService:
     def __init__(self, journal: Journal, *, redactor: Redactor | None = None):
         self.journal = journal
         self.redactor = redactor if redactor is not None else Redactor()
-        self._cache: dict[str, _UserMemory] = {}
+        self._cache: OrderedDict[str, _UserMemory] = OrderedDict()
         self._lock = threading.Lock()
 
     def remember(
@@ -202,7 +204,10 @@ class MemoryService:
         """Fold the user's stream, reading only the events appended since the last call."""
         stream = memory_stream(tenant_id, user_id)
         with self._lock:
-            memory = self._cache.setdefault(stream, _UserMemory())
+            memory = self._cache.pop(stream, None) or _UserMemory()
+            self._cache[stream] = memory  # most recently used last; the least recent goes first
+            if len(self._cache) > CACHED_USERS:
+                self._cache.popitem(last=False)
             for event in self.journal.read_stream(stream, memory.version + 1):
                 _apply(memory, event, tenant_id)
                 memory.version = event.version
