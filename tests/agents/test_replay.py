@@ -98,3 +98,14 @@ def test_cli_replay(sqlite_url: str) -> None:
     assert "replayed run cli-replay: completed with the same answer" in result.output
     missing = CliRunner().invoke(app, ["--db", sqlite_url, "runs", "replay", "nope"])
     assert missing.exit_code == 1 and "no run 'nope'" in missing.output
+
+
+def test_runtime_replay_uses_its_registered_agents(journal: Journal) -> None:
+    import asyncio
+
+    crew = agents()
+    runtime = Runtime(journal, agents=crew)
+    runtime.run_sync(crew[0], REFUND_REQUEST, run_id="by-runtime")
+    REFUNDS.clear()
+    result = asyncio.run(Runtime(journal, agents=agents()).replay("by-runtime"))
+    assert result.same_response and REFUNDS == {}

@@ -239,6 +239,12 @@ class Runtime:
     def resume_sync(self, run_id: str, **options: Any) -> RunResult:
         return asyncio.run(self.resume(run_id, **options))
 
+    async def replay(self, run_id: str) -> Any:
+        """Re-execute run `run_id` with this runtime's agents and the recorded replies (see agents.replay)."""
+        from agentjournal.agents.replay import replay  # replay builds on the runtime
+
+        return await replay(self.journal, run_id, list(self.agents.values()))
+
     async def resume_ready(self) -> list[RunResult]:
         """Resume every run a human decision unblocked (what a worker's resume loop calls)."""
         return [await self.resume(run_id) for run_id in await self._io(ready_runs, self.journal)]
