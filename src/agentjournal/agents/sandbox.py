@@ -158,7 +158,13 @@ def _child_main() -> None:
 
 
 def _call(module_name: str, qualname: str, arguments: dict[str, Any]) -> dict[str, Any]:
-    from agentjournal.agents.tools import IDEMPOTENCY_PARAMETER, Tool, arguments_model, jsonable_output
+    from agentjournal.agents.tools import (
+        IDEMPOTENCY_PARAMETER,
+        Tool,
+        arguments_model,
+        jsonable_output,
+        keyword_arguments,
+    )
 
     try:
         target: Any = importlib.import_module(module_name)
@@ -174,7 +180,7 @@ def _call(module_name: str, qualname: str, arguments: dict[str, Any]) -> dict[st
     else:  # the function itself, when its Tool is bound to another name
         model, _ = arguments_model(qualname, target)
     instance = model.model_validate(kwargs)
-    kwargs = {name: getattr(instance, name) for name in type(instance).model_fields}
+    kwargs = keyword_arguments(instance)
     if key is not None:
         kwargs[IDEMPOTENCY_PARAMETER] = key
     try:

@@ -51,6 +51,7 @@ __all__ = [
     "execute",
     "idempotency_key",
     "jsonable_output",
+    "keyword_arguments",
     "tool",
     "validate_arguments",
 ]
@@ -320,6 +321,11 @@ def _validated(tool: Tool, arguments: Mapping[str, Any]) -> BaseModel:
         raise ToolArgumentsError(tool.name, validation_errors(exc)) from None
 
 
+def keyword_arguments(instance: BaseModel) -> dict[str, Any]:
+    """Validated arguments as the function's keyword arguments, with their Python values (a datetime)."""
+    return {name: getattr(instance, name) for name in type(instance).model_fields}
+
+
 def idempotency_key(run_id: str, step: str | int, tool_name: str) -> str:
     """The key of one side effect: the same for every attempt of the same step of the same run."""
     return hashlib.sha256(canonical_json([run_id, str(step), tool_name])).hexdigest()[:32]
@@ -375,8 +381,7 @@ async def execute(
             retryable=outcome.error_type in ("timeout", TransientToolError.__name__),
             cost_usd=tool.cost_usd,
         )
-    kwargs = {name: getattr(instance, name) for name in type(instance).model_fields}
-    call = _call(tool, {**kwargs, **key})
+    call = _call(tool, {**keyword_arguments(instance), **key})
     try:
         result = await asyncio.wait_for(call, timeout=tool.timeout_s)
     except TimeoutError:
