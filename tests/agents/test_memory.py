@@ -13,6 +13,7 @@ from agentjournal.agents.memory import (
     MemoryItemNotFound,
     MemoryService,
     memory_stream,
+    tokenize,
 )
 from agentjournal.agents.redaction import Finding
 from agentjournal.forensics.explainers import explainers
@@ -190,3 +191,11 @@ def test_the_cache_of_folded_users_is_bounded(monkeypatch: pytest.MonkeyPatch) -
             memory.recall("acme", user, "refund")
         assert list(memory._cache) == [memory_stream("acme", "u2"), memory_stream("acme", "u3")]
         assert [item.text for item in memory.recall("acme", "u1", "refund")] == ["refund for u1"]  # read again
+
+
+def test_word_forms_match_through_light_stemming() -> None:
+    assert tokenize("Refunds were refunded; shipping shipped") == ["refund", "refund", "ship", "ship"]
+    with Journal.open("memory://") as journal:
+        memory = MemoryService(journal)
+        item = memory.remember("acme", "u1", "Two refunds are pending")
+        assert [found.item_id for found in memory.recall("acme", "u1", "was it refunded?")] == [item]

@@ -79,7 +79,20 @@ def _escape(part: str, what: str) -> str:
 
 
 def tokenize(text: str) -> list[str]:
-    return [token for token in _TOKEN.findall(text.lower()) if token not in _STOPWORDS]
+    """Lower-cased words without stop words, lightly stemmed so "refunds" and "refunded" find "refund"."""
+    return [_stem(token) for token in _TOKEN.findall(text.lower()) if token not in _STOPWORDS]
+
+
+def _stem(word: str) -> str:
+    if word.endswith("ss"):
+        return word
+    for suffix in ("ing", "ed", "es", "s"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            stem = word[: -len(suffix)]
+            if suffix in ("ing", "ed") and stem[-1] == stem[-2] and stem[-1] not in "aeiouls":
+                stem = stem[:-1]  # shipped, shipping -> ship
+            return stem
+    return word
 
 
 @dataclass
