@@ -67,17 +67,27 @@ class Tx:
         return list(self.cursor.fetchall())
 
     def upsert(self, table: str, columns: Sequence[str], keys: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-        """Insert rows, replacing the non-key columns of rows whose key already exists."""
-        names = ", ".join(columns)
-        marks = ", ".join("?" * len(columns))
+        """Insert rows, replacing the non-key columns of rows whose key already exists.
+
+        Rows go in multi-row statements (one round trip per few hundred rows, which is what
+        makes a rebuild fast on a networked database), within every driver's parameter limit.
+        """
+        rows = list(rows)
+        per_statement = max(1, min(500, 16_000 // len(columns)))
         updates = [column for column in columns if column not in keys]
         if self.dialect == "mysql":
-            sets = ", ".join(f"{column} = VALUES({column})" for column in updates)
-            sql = f"INSERT INTO {table} ({names}) VALUES ({marks}) ON DUPLICATE KEY UPDATE {sets}"
+            conflict = " ON DUPLICATE KEY UPDATE " + ", ".join(f"{column} = VALUES({column})" for column in updates)
         else:
             sets = ", ".join(f"{column} = excluded.{column}" for column in updates)
-            sql = f"INSERT INTO {table} ({names}) VALUES ({marks}) ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {sets}"
-        self.executemany(sql, rows)
+            conflict = f" ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {sets}"
+        row_marks = "(" + ", ".join("?" * len(columns)) + ")"
+        for start in range(0, len(rows), per_statement):
+            chunk = rows[start : start + per_statement]
+            values = ", ".join([row_marks] * len(chunk))
+            self.execute(
+                f"INSERT INTO {table} ({', '.join(columns)}) VALUES {values}{conflict}",
+                [value for row in chunk for value in row],
+            )
 
     def select_in(self, sql: str, values: Sequence[Any], chunk: int = 500) -> list[Any]:
         """`sql` holds one `IN ({})`; runs it over `values` in chunks (drivers cap parameters)."""
