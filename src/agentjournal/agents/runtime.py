@@ -399,7 +399,7 @@ class _Run:
         return RunResult(state.run_id, state.status, state.final_response, state)
 
     async def _cancelled_by_caller(self) -> None:
-        self.buffer.clear()
+        """Record the cancellation (with whatever was staged before it) unless the run had finished."""
         if self.state.finished:
             return
         self.stage(RunCancelled(reason="the calling task was cancelled"), actor="orchestrator", caused_by=None)
@@ -544,7 +544,7 @@ class _Run:
             return response
         if response.tool_calls and not final:
             for call in response.tool_calls:
-                await self.propose(call, step, model_id)
+                self.propose(call, step, model_id)
         else:
             await self.respond(response.text or "", model_id)
         await self.flush()
@@ -591,14 +591,14 @@ class _Run:
             if self.state.step >= self.max_steps():
                 return False
             caused_by = self.plan_id or self._find("", ("PlanGenerated",))
-            await self.propose(ToolCall(call_id, step["tool"], dict(step["input"])), self.state.step + 1, caused_by)
+            self.propose(ToolCall(call_id, step["tool"], dict(step["input"])), self.state.step + 1, caused_by)
             await self.flush()
             return True
         return False
 
     # ----- tool calls ------------------------------------------------------------------------
 
-    async def propose(self, call: ToolCall, step: int, caused_by: str | None) -> None:
+    def propose(self, call: ToolCall, step: int, caused_by: str | None) -> None:
         """Record a proposed call and the policy's decision on it (handoffs switch the agent)."""
         agent = self.agent
         if call.name.startswith(HANDOFF_PREFIX) and call.name.removeprefix(HANDOFF_PREFIX) in agent.handoff_names:
