@@ -149,7 +149,11 @@ def audit(
     until: datetime | None = None,
     explain: Explainers = explainers,
 ) -> AuditReport:
-    """Every event matching the filters in [since, until), explained, with each stream's verification."""
+    """Every event matching the filters in [since, until), explained, with each stream's verification.
+
+    Correlation and tenant filters run in the database; `actor` is matched on the events read,
+    so an actor-only audit reads the whole range: narrow it with since/until.
+    """
     filters = {
         name: value
         for name, value in (("correlation_id", correlation_id), ("tenant_id", tenant_id), ("actor", actor))

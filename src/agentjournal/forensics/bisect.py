@@ -4,7 +4,8 @@ Binary search needs the state at arbitrary points, each rebuilt cheaply. `Replay
 forward from the nearest known state (the last probe, an in-memory checkpoint taken every
 few thousand events while folding, or, for a stream, a stored snapshot), reading the
 journal in big pages and only the event types the fold needs. So a search reads each event
-about once and evaluates the invariant O(log n) times.
+about once and evaluates the invariant O(log n) times. A journal-wide rule about recent
+behaviour (`Invariant.window`) needs no fold at all: each probe reads the last few events.
 """
 
 from __future__ import annotations
@@ -49,7 +50,8 @@ class Transition:
 
 @dataclass
 class BisectResult:
-    """Where an invariant started to fail. `at` is a version (over a stream) or a position (over the journal)."""
+    """Where an invariant started to fail. `start`, `end` and `last_held` are versions over a stream and
+    positions over the journal; `start` is the key before the first event searched."""
 
     invariant: str
     over: Literal["stream", "journal"]
