@@ -22,6 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from agentjournal.cli.app import app, console, errors, open_journal
+from agentjournal.journal import Journal
 from agentjournal.messaging.leases import DEFAULT_TTL, LeaseRegistry, default_node
 from agentjournal.projections import (
     PeriodicJob,
@@ -30,6 +31,7 @@ from agentjournal.projections import (
     Worker,
     builtin_projection,
     builtin_projections,
+    checkpoint,
     dead_letters,
     projection_status,
     wait_for,
@@ -61,6 +63,16 @@ def _time(moment: datetime | None) -> str:
 
 def _number(value: float | None, digits: int = 1, prefix: str = "") -> str:
     return "—" if value is None else f"{prefix}{value:,.{digits}f}"
+
+
+def _note_lag(journal: Journal, name: str) -> None:
+    """Say so when a read model is behind the journal, so a short answer is not taken as complete."""
+    behind = journal.head_position() - checkpoint(journal, name)
+    if behind > 0:
+        errors.print(
+            f"note: the {name} read model is {behind:,} events behind the journal; is `agentjournal worker` running?",
+            highlight=False,
+        )
 
 
 def _table(*headers: str, title: str | None = None) -> Table:
@@ -183,13 +195,15 @@ def search_command(
 
     Example: agentjournal search "ORD-5521"
     """
-    hits = search(open_journal(), text, limit=limit)
+    journal = open_journal()
+    hits = search(journal, text, limit=limit)
     table = _table("pos", "time", "stream", "ver", "type", "text", title=f"{len(hits)} events matching {text!r}")
     for hit in hits:
         table.add_row(
             str(hit.position), _time(hit.recorded_at), hit.stream_id, str(hit.version), hit.type, hit.text[:80]
         )
     console.print(table)
+    _note_lag(journal, "search")
 
 
 @app.command("metrics")
@@ -232,6 +246,7 @@ def metrics_command(
             f"{row.tokens:,}",
         )
     console.print(table)
+    _note_lag(journal, "runs")
     if plot is not None:
         series = metric_series(journal, metric, by=by, since=start, until=until, bucket=parse_duration(bucket))
         written = plot_series(series, metric=metric, by=by, path=plot)

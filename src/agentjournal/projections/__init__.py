@@ -7,6 +7,7 @@ from agentjournal.projections.status import (
     ProjectionStatus,
     builtin_projection,
     builtin_projections,
+    checkpoint,
     projection_status,
     wait_for,
 )
@@ -25,6 +26,7 @@ __all__ = [
     "Worker",
     "builtin_projection",
     "builtin_projections",
+    "checkpoint",
     "dead_letters",
     "projection_status",
     "wait_for",

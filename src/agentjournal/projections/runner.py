@@ -56,6 +56,12 @@ def is_transient(error: BaseException) -> bool:
     return isinstance(error, _NOT_POISON) or any(cls.__name__ == "OperationalError" for cls in type(error).__mro__)
 
 
+def read_checkpoint(journal: SQLJournal, name: str) -> int | None:
+    """A projection's checkpoint, None when it has none yet."""
+    rows = journal.query(f"SELECT position FROM aj_projections WHERE name = {journal.param}", [name])
+    return int(rows[0][0]) if rows else None
+
+
 def lease_name(projection_name: str) -> str:
     return f"projection:{projection_name}"
 
@@ -111,8 +117,7 @@ class ProjectionRunner:
 
     def position(self) -> int:
         """The checkpoint: the last position this projection has applied."""
-        rows = self.journal.query(f"SELECT position FROM aj_projections WHERE name = {self.journal.param}", [self.name])
-        return int(rows[0][0]) if rows else 0
+        return read_checkpoint(self.journal, self.name) or 0
 
     def step(self) -> int:
         """Apply the next batch; returns how far the checkpoint moved (0 when caught up)."""

@@ -15,7 +15,7 @@ from agentjournal.projections.read_models import (
     ToolDecisionsProjection,
     ToolUsageProjection,
 )
-from agentjournal.projections.runner import lease_name
+from agentjournal.projections.runner import lease_name, read_checkpoint
 from agentjournal.projections.runs import RunsProjection
 from agentjournal.projections.waiting import PollingWaiter
 
@@ -98,26 +98,31 @@ def projection_status(journal: Journal) -> list[ProjectionStatus]:
     return found
 
 
+def checkpoint(journal: Journal, name: str) -> int:
+    """The last position projection `name` has applied (0 if it never ran)."""
+    sql_journal = require_sql(journal, "projections")
+    sql_journal.migrate(component="projections", package="agentjournal.projections")
+    return read_checkpoint(sql_journal, name) or 0
+
+
 def wait_for(journal: Journal, name: str, position: int, *, timeout: float = 10.0) -> int:
     """Block until projection `name` has applied `position` (read-your-writes); returns its checkpoint.
 
     Raises ProjectionError after `timeout` seconds, saying how far it got.
     """
     sql_journal = require_sql(journal, "projections")
-    sql = f"SELECT position FROM aj_projections WHERE name = {sql_journal.param}"
     deadline = time.monotonic() + timeout
     waiter = PollingWaiter(max_delay=0.05)
     while True:
-        rows = sql_journal.query(sql, [name])
-        if not rows:
+        reached = read_checkpoint(sql_journal, name)
+        if reached is None:
             raise ProjectionError(f"projection {name!r} has no checkpoint yet (has a worker ever run it?)")
-        checkpoint = int(rows[0][0])
-        if checkpoint >= position:
-            return checkpoint
+        if reached >= position:
+            return reached
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise ProjectionError(
-                f"projection {name!r} reached position {checkpoint}, not {position}, within {timeout:g}s "
+                f"projection {name!r} reached position {reached}, not {position}, within {timeout:g}s "
                 "(is `agentjournal worker` running?)"
             )
         waiter.woke(False)
