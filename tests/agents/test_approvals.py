@@ -196,3 +196,12 @@ def test_cli_reject_and_cancel(sqlite_url: str) -> None:
     assert "already cancelled" in again.output
     unknown = runner.invoke(app, ["approvals", "approve", "apr-000", "--by", "a", "--reason", "b"], env=env)
     assert unknown.exit_code == 1
+
+
+def test_resume_names_a_bad_agents_path(sqlite_url: str) -> None:
+    result = CliRunner().invoke(app, ["--db", sqlite_url, "runs", "resume", "x", "--agents", "nowhere.module:agents"])
+    assert result.exit_code == 1
+    assert "cannot import module 'nowhere.module'" in result.output
+    result = CliRunner().invoke(app, ["--db", sqlite_url, "runs", "resume", "x", "--agents", "json:dumps"])
+    assert result.exit_code == 1
+    assert "cannot be called without arguments" in result.output

@@ -41,7 +41,10 @@ def load_agents(path: str) -> list[Agent]:
     """The agents named by `package.module:attr` (a list of Agent or a function returning one)."""
     found: Any = import_object(path, "agents")
     if callable(found) and not isinstance(found, Agent):
-        found = found()
+        try:
+            found = found()
+        except TypeError as exc:
+            raise RunError(f"agents {path!r} is a function that cannot be called without arguments: {exc}") from None
     items = [found] if isinstance(found, Agent) else list(found) if isinstance(found, list | tuple) else None
     if not items or not all(isinstance(item, Agent) for item in items):
         raise RunError(f"agents {path!r} is {found!r}, not an Agent or a list of Agent")
