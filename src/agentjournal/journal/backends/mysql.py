@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import queue
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -31,7 +30,7 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
 from agentjournal.journal.backends.sql import COLUMNS, SQLJournal, event_row, split_statements
 from agentjournal.journal.base import Build, EventIdTaken
 from agentjournal.journal.envelope import ANY, GENESIS_HASH, ExpectedVersion, RecordedEvent
-from agentjournal.journal.errors import ConcurrencyError, JournalConnectionError
+from agentjournal.journal.errors import ConcurrencyError, InvalidEventError, JournalConnectionError
 
 _DUPLICATE_KEY = 1062
 _CONNECTION_ERRORS = (2002, 2003, 2006, 2013)
@@ -66,7 +65,7 @@ class MySQLJournal(SQLJournal):
             **dict(parse_qsl(parts.query)),
         }
         self._idle: queue.LifoQueue[pymysql.connections.Connection] = queue.LifoQueue(maxsize=pool_size)
-        self._closing = threading.Event()
+        self._max_packet: int | None = None
         self._release(self.connect())  # fail now, with a clear message, if the server is unreachable
 
     def connect(self) -> pymysql.connections.Connection:
@@ -136,13 +135,12 @@ class MySQLJournal(SQLJournal):
     def _insert(self, stream_id: str, batch: list[RecordedEvent]) -> None:
         with self._connection() as conn:
             escape = conn.escape
-            values = ",".join(
+            rows = [
                 "(@aj_base + {}, {})".format(
-                    offset,
-                    ",".join(escape(value) for value in event_row(event, _naive(event.recorded_at))[1:]),
+                    offset, ",".join(escape(value) for value in event_row(event, _naive(event.recorded_at))[1:])
                 )
                 for offset, event in enumerate(batch, start=1)
-            )
+            ]
             last = batch[-1]
             head = ",".join(
                 escape(value)
@@ -151,16 +149,17 @@ class MySQLJournal(SQLJournal):
             statements = [
                 "BEGIN",
                 f"UPDATE aj_head SET position = (@aj_base := position) + {len(batch)} WHERE id = 1",
-                f"INSERT INTO aj_events ({COLUMNS}) VALUES {values}",
+                *(f"INSERT INTO aj_events ({COLUMNS}) VALUES {chunk}" for chunk in self._chunks(rows, conn)),
                 _SAVE_HEAD.format(head),
                 "SELECT @aj_base",
             ]
             cursor = conn.cursor()
             try:
-                cursor.execute(";".join(statements))
-                while cursor.nextset():  # each statement's result; an error surfaces here
-                    if cursor.description:
-                        base = cursor.fetchone()[0]
+                for query in self._pack(statements, conn):
+                    cursor.execute(query)
+                    while cursor.nextset():  # each statement's result; an error surfaces here
+                        pass
+                base = int(cursor.fetchone()[0])  # the last query ends with SELECT @aj_base
                 if self._before_commit:
                     self._before_commit()
                 cursor.execute("COMMIT")
@@ -171,6 +170,45 @@ class MySQLJournal(SQLJournal):
                 cursor.close()
         for offset, event in enumerate(batch, start=1):
             event.position = base + offset
+
+    def _packet_limit(self, conn: pymysql.connections.Connection) -> int:
+        """The server's max_allowed_packet, less room for the statement around the values."""
+        if self._max_packet is None:
+            with conn.cursor() as cursor:
+                cursor.execute("SELECT @@max_allowed_packet")
+                self._max_packet = int(cursor.fetchone()[0]) - 64 * 1024
+        return self._max_packet
+
+    def _chunks(self, rows: list[str], conn: pymysql.connections.Connection) -> Iterator[str]:
+        """Multi-row VALUES lists that each fit in one packet (a big batch takes several inserts)."""
+        limit = self._packet_limit(conn)
+        chunk: list[str] = []
+        size = 0
+        for row in rows:
+            if len(row) > limit:
+                raise InvalidEventError(
+                    f"an event of {len(row):,} bytes does not fit the server's max_allowed_packet "
+                    f"({limit + 64 * 1024:,} bytes); raise max_allowed_packet or lower max_payload_bytes"
+                )
+            if chunk and size + len(row) > limit:
+                yield ",".join(chunk)
+                chunk, size = [], 0
+            chunk.append(row)
+            size += len(row) + 1
+        yield ",".join(chunk)
+
+    def _pack(self, statements: list[str], conn: pymysql.connections.Connection) -> Iterator[str]:
+        """Consecutive statements joined into as few queries (round trips) as fit in a packet."""
+        limit = self._packet_limit(conn)
+        query: list[str] = []
+        size = 0
+        for statement in statements:
+            if query and size + len(statement) > limit:
+                yield ";".join(query)
+                query, size = [], 0
+            query.append(statement)
+            size += len(statement) + 1
+        yield ";".join(query)
 
     def _time_param(self, moment: datetime) -> datetime:
         return _naive(moment)

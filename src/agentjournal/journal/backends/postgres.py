@@ -17,6 +17,7 @@ unique (stream_id, version) refuses ours and we report (or, for ANY, retry) the 
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -37,7 +38,8 @@ from agentjournal.journal.base import Build, EventIdTaken
 from agentjournal.journal.envelope import ANY, GENESIS_HASH, ExpectedVersion, RecordedEvent
 from agentjournal.journal.errors import ConcurrencyError, InvalidEventError, JournalConnectionError
 
-_SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+_SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+"""Lower case only: PostgreSQL folds an unquoted search_path to lower case."""
 
 _APPEND = """
 WITH head AS (
@@ -76,7 +78,10 @@ class PostgresJournal(SQLJournal):
         query = dict(parse_qsl(parts.query))
         self.schema = query.pop("schema", None)
         if self.schema is not None and not _SCHEMA_NAME.match(self.schema):
-            raise InvalidEventError(f"PostgreSQL schema name {self.schema!r} must match {_SCHEMA_NAME.pattern}")
+            raise InvalidEventError(
+                f"PostgreSQL schema name {self.schema!r}: use lower-case letters, digits and underscores "
+                "(at most 63, not starting with a digit)"
+            )
         settings = "-c timezone=UTC" + (f" -c search_path={self.schema}" if self.schema else "")
         query["options"] = f"{query['options']} {settings}" if "options" in query else settings
         query.setdefault("connect_timeout", "5")
@@ -106,9 +111,12 @@ class PostgresJournal(SQLJournal):
         return conn
 
     def _create_schema(self) -> None:
+        """Also the reachability check: fail here, with host and port, not in the pool's retries."""
         with self.connect() as conn:
             if self.schema:
-                conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
+                # Another process may create it at the same moment: IF NOT EXISTS does not cover that race.
+                with contextlib.suppress(pg_errors.UniqueViolation, pg_errors.DuplicateSchema):
+                    conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
 
     @contextmanager
     def _connection(self) -> Iterator[psycopg.Connection[Any]]:

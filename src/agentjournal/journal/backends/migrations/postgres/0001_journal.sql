@@ -1,9 +1,10 @@
 -- The journal: events, stream heads, the position counter, and triggers that make events immutable.
+-- Stream ids use the "C" collation: code-point order on every database, as on the other backends.
 -- data and metadata are `json`, which keeps the canonical bytes exactly as written (jsonb would not).
 CREATE TABLE aj_events (
     position BIGINT PRIMARY KEY,
     event_id UUID NOT NULL UNIQUE,
-    stream_id TEXT NOT NULL,
+    stream_id TEXT COLLATE "C" NOT NULL,
     version INTEGER NOT NULL,
     type TEXT NOT NULL,
     schema_version INTEGER NOT NULL,
@@ -23,7 +24,7 @@ CREATE INDEX aj_events_type_time ON aj_events (type, recorded_at DESC);
 CREATE INDEX aj_events_correlation ON aj_events (correlation_id);
 CREATE INDEX aj_events_causation ON aj_events (causation_id);
 CREATE TABLE aj_streams (
-    stream_id TEXT PRIMARY KEY,
+    stream_id TEXT COLLATE "C" PRIMARY KEY,
     version INTEGER NOT NULL,
     last_hash CHAR(64) NOT NULL,
     created_at TIMESTAMPTZ NOT NULL,
