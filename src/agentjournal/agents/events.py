@@ -63,6 +63,8 @@ class ModelCalled(_Event):
     latency_ms: float
     step: int
     agent: str
+    purpose: Literal["act", "plan"] = "act"
+    """`plan` for the call that asked for seed 001's JSON plan."""
 
 
 class ToolProposed(_Event):
@@ -234,12 +236,14 @@ def _explain(event: RecordedEvent) -> Explanation:
 def _model_called(d: dict[str, Any]) -> tuple[str, str]:
     calls = d.get("response", {}).get("tool_calls") or []
     did = "asked to call " + ", ".join(c.get("name", "?") for c in calls) if calls else "answered"
+    if d.get("purpose") == "plan":
+        did = "wrote a plan"
     text = d.get("response", {}).get("text")
     summary = (
         f"{d.get('input_tokens', 0)} tokens in, {d.get('output_tokens', 0)} out, {_money(d.get('cost_usd'))}, "
         f"{float(d.get('latency_ms', 0)):.0f} ms"
     )
-    if text and not calls:
+    if text and not calls and d.get("purpose") != "plan":
         summary = f"{brief(text, 80)} ({summary})"
     return f"Model {d.get('model')} {did}", summary
 

@@ -530,6 +530,7 @@ class _Run:
                 latency_ms=latency_ms,
                 step=step,
                 agent=self.agent.name,
+                purpose="plan" if planning else "act",
             ),
             actor=f"model:{response.model or self.agent.model.name}",
             caused_by=last_id,
