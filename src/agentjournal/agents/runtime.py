@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel
 
@@ -64,6 +64,9 @@ from agentjournal.journal.context import current_context
 from agentjournal.journal.envelope import canonical_json
 from agentjournal.journal.ids import uuid7
 from agentjournal.model import Repository
+
+if TYPE_CHECKING:
+    from agentjournal.agents.replay import ReplayResult
 
 T = TypeVar("T")
 
@@ -239,7 +242,7 @@ class Runtime:
     def resume_sync(self, run_id: str, **options: Any) -> RunResult:
         return asyncio.run(self.resume(run_id, **options))
 
-    async def replay(self, run_id: str) -> Any:
+    async def replay(self, run_id: str) -> ReplayResult:
         """Re-execute run `run_id` with this runtime's agents and the recorded replies (see agents.replay)."""
         from agentjournal.agents.replay import replay  # replay builds on the runtime
 
