@@ -90,10 +90,10 @@ def test_an_approval_bound_to_other_arguments_is_refused(journal: Journal) -> No
 
 
 def test_an_expired_approval_cannot_be_used_and_the_run_moves_on(journal: Journal) -> None:
-    rt, approval_id = waiting_run(journal, approval_ttl_s=0.05)
+    rt, approval_id = waiting_run(journal, approval_ttl_s=1.0)
     expires = datetime.fromisoformat(of_type(journal, "run-held", "ApprovalRequested")[0].data["expires_at"])
-    assert expires <= datetime.now(UTC) + timedelta(seconds=1)
-    time.sleep(0.1)
+    assert expires <= datetime.now(UTC) + timedelta(seconds=1.5)
+    time.sleep(1.1)
     assert [a.status for a in list_approvals(journal, status=None)] == ["expired"]
     with pytest.raises(ApprovalError, match="expired at"):
         approve(journal, approval_id, by="alice", reason="late")

@@ -284,7 +284,7 @@ def test_a_cancelled_task_records_run_cancelled(journal: Journal) -> None:
 
 
 def test_cancel_from_elsewhere_stops_the_worker_at_its_next_write(journal: Journal) -> None:
-    tester = agent([call("slow", seconds=0.5), "never"])
+    tester = agent([call("slow", seconds=2), "never"])
     rt = runtime(journal, tester)
 
     async def scenario() -> Any:
