@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import sys
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -12,6 +14,7 @@ from typer.testing import CliRunner, Result
 
 from agentjournal.cli import main  # noqa: F401  (registers every command module)
 from agentjournal.cli.app import app, close_journal, console, errors
+from agentjournal.forensics import default_explanation, explainers
 from agentjournal.journal import Journal
 
 from .agentdata import Chain3, Ledger, PricesInBounds, Run, agent_run, causation_chain
@@ -216,3 +219,26 @@ def test_every_forensics_command_is_shown_in_the_readme() -> None:
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     missing = [command for command in COMMANDS if f"agentjournal {command}" not in readme]
     assert not missing, f"forensics commands not shown in README.md: {missing}"
+
+
+def test_load_and_paths_import_modules_from_the_current_directory(
+    invoke: Invoke, data: tuple[str, Run, Chain3], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, run, _ = data
+    module = f"aj_rules_{uuid.uuid4().hex[:8]}"
+    (tmp_path / f"{module}.py").write_text(
+        "from agentjournal.forensics import Explanation, explainers\n"
+        "explainers.register('RefundSettled', lambda e: Explanation('Money is back', str(e.data['order']), {}))\n"
+        f"from {Ledger.__module__} import PricesInBounds\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("sys.path", [path for path in sys.path if path not in ("", str(tmp_path))])
+    try:
+        explained = invoke(url, "explain", "payments-acme", "--load", module)
+        assert explained.exit_code == 0 and "Money is back" in explained.output
+        found = invoke(url, "bisect", "-i", f"{module}:PricesInBounds", "--stream", run.stream_id)
+        assert found.exit_code == 0 and "prices-in-bounds fails from version" in _plain(found)
+        missing = invoke(url, "explain", "payments-acme", "--load", "aj_no_such_module")
+        assert missing.exit_code == 1 and "--load aj_no_such_module: cannot import it" in missing.output
+    finally:
+        explainers.register("RefundSettled", default_explanation)

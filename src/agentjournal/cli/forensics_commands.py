@@ -6,6 +6,9 @@ The seed's Tuesday workflows, one command each; every command calls one function
 
 from __future__ import annotations
 
+import importlib
+import os
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -68,8 +71,44 @@ def parse_time(value: str | None, option: str) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+LoadOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--load", help="Import this module first (it may register explainers, invariants, aggregates); repeatable."
+    ),
+]
+
+
+def _load(modules: list[str] | None) -> None:
+    """Import the user's modules, so their registrations (explainers, invariants, aggregates) apply."""
+    _importable_cwd()
+    for name in modules or []:
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            raise InvalidEventError(f"--load {name}: cannot import it ({exc})") from None
+
+
+def _importable_cwd() -> None:
+    """Let `package.module:attr` name a module in the current directory, as `python -m` does."""
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+
+
+def _invariant(name_or_path: str) -> Invariant[Any]:
+    _importable_cwd()
+    return invariants.resolve(name_or_path)
+
+
+def _aggregate_type(path: str | None) -> type[Aggregate] | None:
+    if path is None:
+        return None
+    _importable_cwd()
+    return load_aggregate_type(path)
+
+
 def _aggregate(path: str | None, stream: str) -> type[Aggregate]:
-    return load_aggregate_type(path) if path else aggregate_types.for_stream(stream)
+    return _aggregate_type(path) or aggregate_types.for_stream(stream)
 
 
 @contextmanager
@@ -99,15 +138,18 @@ def _event_line(event: RecordedEvent) -> str:
 @app.command("state")
 def state_command(
     stream: Annotated[str, typer.Argument(help="The stream id, e.g. run-42.")],
+    *,
     at: Annotated[int | None, typer.Option("--at", help="The version to load (default: the latest).")] = None,
     at_time: Annotated[str | None, typer.Option("--at-time", help="Load the state as it was at this time.")] = None,
     aggregate: AggregateOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the state as JSON.")] = False,
+    load: LoadOption = None,
 ) -> None:
     """What did the stream know at version N? Folds its aggregate and explains the events around it.
 
     Example: agentjournal state run-42 --at 17
     """
+    _load(load)
     if at is not None and at_time is not None:
         raise InvalidEventError("give --at or --at-time, not both")
     journal = open_journal()
@@ -135,15 +177,18 @@ def state_command(
 @app.command("explain")
 def explain_command(
     stream: Annotated[str, typer.Argument(help="The stream id, e.g. run-42.")],
+    *,
     from_version: Annotated[int, typer.Option("--from", help="First version.")] = 1,
     to_version: Annotated[int | None, typer.Option("--to", help="Last version.")] = None,
     format: Annotated[str, typer.Option("--format", help="table, markdown or html.")] = "table",
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file.")] = None,
+    load: LoadOption = None,
 ) -> None:
     """Read a stream in plain language: each event's title, summary and tags, in order.
 
     Example: agentjournal explain run-42 --from 10 --to 20
     """
+    _load(load)
     if format not in ("table", "markdown", "html"):
         raise InvalidEventError(f"unknown format {format!r}; choose table, markdown or html")
     entries = timeline(open_journal(), stream, from_version=from_version, to_version=to_version)
@@ -240,18 +285,20 @@ def bisect_command(
     until: UntilOption = None,
     exhaustive: Annotated[bool, typer.Option(help="Check every event and list every transition.")] = False,
     aggregate: AggregateOption = None,
+    load: LoadOption = None,
 ) -> None:
     """Find the first event after which an invariant fails: over one stream, or over the journal.
 
     Example: agentjournal bisect --invariant prices-in-bounds --since 2026-11-01 --until 2026-11-08
     """
-    rule = invariants.resolve(invariant)
+    _load(load)
+    rule = _invariant(invariant)
     journal = open_journal()
     with _progress(f"bisect {rule.name}") as progress:
         if stream is not None:
             if since or until:
                 raise InvalidEventError("--since/--until search the journal; give them or --stream, not both")
-            kind = load_aggregate_type(aggregate) if aggregate else None
+            kind = _aggregate_type(aggregate)
             result = bisect(journal, rule, stream=stream, exhaustive=exhaustive, aggregate=kind, progress=progress)
         else:
             result = bisect(
@@ -268,18 +315,21 @@ def bisect_command(
 
 @app.command("regrade")
 def regrade_command(
+    *,
     invariant: InvariantOption,
     since: SinceOption = None,
     until: UntilOption = None,
     prefix: Annotated[str, typer.Option(help="Grade the streams whose id starts with this.")] = "run-",
     aggregate: AggregateOption = None,
+    load: LoadOption = None,
 ) -> None:
     """The rubric changed: judge every run of a range by an invariant; list which fail, since which event.
 
     Example: agentjournal regrade --invariant no-tool-failure-loop --since 2026-11-01
     """
-    rule = invariants.resolve(invariant)
-    kind = load_aggregate_type(aggregate) if aggregate else None
+    _load(load)
+    rule = _invariant(invariant)
+    kind = _aggregate_type(aggregate)
     with _progress(f"regrade {rule.name}") as progress:
         report = regrade(
             open_journal(),
@@ -311,11 +361,13 @@ def regrade_command(
 def lineage_command(
     event_id: Annotated[str, typer.Argument(help="The event id (a UUID).")],
     show_effects: Annotated[bool, typer.Option("--effects", help="Show what the event caused, as a tree.")] = False,
+    load: LoadOption = None,
 ) -> None:
     """Walk the causation chain back to the root input (or forward to every effect, with --effects).
 
     Example: agentjournal lineage 0193a6f2-7c1e-7b3a-9d4e-2f1a6b8c9d0e --effects
     """
+    _load(load)
     journal = open_journal()
     if show_effects:
         console.print(_effects_tree(effects(journal, event_id)), highlight=False)
@@ -354,12 +406,14 @@ def whatif_command(
     ] = None,
     upto: Annotated[int | None, typer.Option("--upto", help="Replay only up to this version.")] = None,
     aggregate: AggregateOption = None,
+    load: LoadOption = None,
 ) -> None:
     """Replay a stream with events dropped, replaced or injected, in memory; the journal is never written.
 
     Example: agentjournal whatif run-42 --drop 17 --invariant prices-in-bounds
     """
-    rules: list[Invariant[Any]] = [invariants.resolve(name) for name in check or []]
+    _load(load)
+    rules: list[Invariant[Any]] = [_invariant(name) for name in check or []]
     result = what_if(
         open_journal(),
         stream,
@@ -367,7 +421,7 @@ def whatif_command(
         replace=dict(_new_event(spec, "--replace") for spec in replace or []),
         inject=[_new_event(spec, "--inject") for spec in inject or []],
         invariants=rules,
-        aggregate=load_aggregate_type(aggregate) if aggregate else None,
+        aggregate=_aggregate_type(aggregate),
         upto=upto,
     )
     for change in result.changes or ["no changes: the replay is the stream as it happened"]:
@@ -394,12 +448,14 @@ def audit_command(
     until: UntilOption = None,
     format: Annotated[str, typer.Option("--format", help=f"One of {', '.join(FORMATS)}.")] = "jsonl",
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the report to this file.")] = None,
+    load: LoadOption = None,
 ) -> None:
     """Every action for one user, tenant or actor between two dates, in order, with its justification
     and each stream's hash-chain verification.
 
     Example: agentjournal audit --correlation-id 0193a6f2-7c1e-7b3a-9d4e-2f1a6b8c9d0e --format html -o report.html
     """
+    _load(load)
     if format not in FORMATS:
         raise InvalidEventError(f"unknown audit format {format!r}; choose one of {', '.join(FORMATS)}")
     report = audit(
@@ -429,11 +485,12 @@ def audit_command(
 
 
 @app.command("invariants")
-def invariants_command() -> None:
+def invariants_command(load: LoadOption = None) -> None:
     """List the registered invariants (use their names with bisect, regrade and whatif).
 
     Example: agentjournal invariants
     """
+    _load(load)
     table = Table("name", "description", "journal-wide", title="invariants")
     for name in invariants.names():
         rule = invariants.resolve(name)
