@@ -101,3 +101,10 @@ def test_audit_reports_a_tampered_stream(sqlite_url: str) -> None:
     verified = {record["stream_id"]: record["stream_verified"] for record in records}
     assert verified == {"session-u42": True, "run-r42": True, "payments-acme": False}
     journal.close()
+
+
+def test_audit_html_links_each_action_to_its_cause(journal: Journal) -> None:
+    chain = causation_chain(journal)
+    page = audit(journal, correlation_id=chain.message.correlation_id).to_html()
+    assert f'<tr id="e-{chain.refund.event_id}">' in page
+    assert f'<a href="#e-{chain.executed.event_id}">run-r42 v3: ' in page  # the refund was caused by the tool call

@@ -103,21 +103,22 @@ table.aj-timeline { border-collapse: collapse; width: 100%; font-size: 0.9rem; }
 def render_html(entries: Sequence[TimelineEntry], *, title: str | None = None, standalone: bool = False) -> str:
     """An HTML table of the entries (a fragment, or a whole page with `standalone=True`)."""
     e = html.escape
+    shown = {entry.event.event_id: entry for entry in entries}
     rows = []
     for entry in entries:
         event, explanation = entry.event, entry.explanation
         tags = "".join(f'<span class="tag">{e(key)}={e(value)}</span>' for key, value in explanation.tags.items())
         rows.append(
-            "<tr>"
+            f'<tr id="e-{e(event.event_id)}">'
             f"<td>{e(event.stream_id)}</td><td>{event.version}</td><td>{e(_time(event.recorded_at))}</td>"
             f"<td>{e(event.actor or '')}</td>"
             f"<td><strong>{e(explanation.title)}</strong><br>{e(explanation.summary)}</td>"
-            f"<td>{tags}</td><td><code>{e(event.event_id)}</code></td>"
+            f"<td>{_cause(event, shown)}</td><td>{tags}</td><td><code>{e(event.event_id)}</code></td>"
             "</tr>"
         )
     table = (
         '<table class="aj-timeline"><thead><tr><th>stream</th><th>version</th><th>time</th><th>actor</th>'
-        "<th>what happened</th><th>tags</th><th>event id</th></tr></thead><tbody>\n"
+        "<th>what happened</th><th>caused by</th><th>tags</th><th>event id</th></tr></thead><tbody>\n"
         + "\n".join(rows)
         + "\n</tbody></table>"
     )
@@ -125,6 +126,17 @@ def render_html(entries: Sequence[TimelineEntry], *, title: str | None = None, s
     if not standalone:
         return heading + table
     return page(title or "agentjournal timeline", heading + table)
+
+
+def _cause(event: RecordedEvent, shown: dict[str, TimelineEntry]) -> str:
+    """The causing event as a link to its row when it is shown, else its id."""
+    if event.causation_id is None:
+        return ""
+    cause = shown.get(event.causation_id)
+    if cause is None:
+        return f"<code>{html.escape(event.causation_id)}</code>"
+    label = f"{cause.event.stream_id} v{cause.event.version}: {cause.explanation.title}"
+    return f'<a href="#e-{html.escape(cause.event.event_id)}">{html.escape(label)}</a>'
 
 
 def page(title: str, body: str) -> str:
