@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -14,7 +15,8 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from agentjournal.agents import ApprovalError, approve, list_approvals, ready_runs, reject
+from agentjournal.agents import ApprovalError, Runtime, approve, list_approvals, ready_runs, reject
+from agentjournal.agents.demo import OPS_REQUEST, agents
 from agentjournal.agents.events import ToolApproved
 from agentjournal.agents.runtime import RunError
 from agentjournal.cli.main import app
@@ -205,3 +207,33 @@ def test_resume_names_a_bad_agents_path(sqlite_url: str) -> None:
     result = CliRunner().invoke(app, ["--db", sqlite_url, "runs", "resume", "x", "--agents", "json:dumps"])
     assert result.exit_code == 1
     assert "cannot be called without arguments" in result.output
+
+
+def test_a_following_worker_resumes_a_run_as_soon_as_a_human_decides(sqlite_or_postgres_url: str) -> None:
+    command = [str(Path(sys.executable).with_name("agentjournal")), "--db", sqlite_or_postgres_url]
+    env = {key: value for key, value in os.environ.items() if key != "AGENTJOURNAL_DB"} | {"COLUMNS": "200"}
+    with Journal.open(sqlite_or_postgres_url) as journal:
+        crew = agents()
+        waiting = Runtime(journal, agents=crew).run_sync(crew[2], OPS_REQUEST, run_id="ops-follow")
+        worker = subprocess.Popen(
+            [*command, "runs", "resume", "--follow", "--every", "0.2"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        try:
+            time.sleep(1.0)  # the worker is up and finds nothing to do yet
+            assert Runtime(journal).load("ops-follow").status == "waiting_approval"
+            approve(journal, waiting.pending_approvals[0]["approval_id"], by="alice", reason="ok")
+            deadline = time.monotonic() + 60
+            while Runtime(journal).load("ops-follow").status != "completed" and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert Runtime(journal).load("ops-follow").status == "completed"
+        finally:
+            worker.send_signal(signal.SIGTERM)
+            out, err = worker.communicate(timeout=30)
+        assert worker.returncode == 0, err
+        assert "run ops-follow: completed" in out
+        sent = [e for e in of_type(journal, "run-ops-follow", "ToolExecuted") if e.data["tool"] == "send_email"]
+        assert len(sent) == 1

@@ -252,6 +252,34 @@ class Runtime:
         """Resume every run a human decision unblocked (what a worker's resume loop calls)."""
         return [await self.resume(run_id) for run_id in await self._io(ready_runs, self.journal)]
 
+    async def serve(
+        self,
+        should_stop: Callable[[], bool],
+        *,
+        every_s: float = 1.0,
+        report: Callable[[str, RunResult | Exception], None] | None = None,
+    ) -> None:
+        """Resume runs as humans unblock them, until `should_stop()`: the resume loop of a worker.
+
+        A run that cannot be resumed here (e.g. its agent is not registered) is reported once and
+        left alone, so one bad run does not stop the others.
+        """
+        given_up: set[str] = set()
+        while not should_stop():
+            for run_id in await self._io(ready_runs, self.journal):
+                if run_id in given_up or should_stop():
+                    continue
+                try:
+                    outcome: RunResult | Exception = await self.resume(run_id)
+                except RunError as exc:
+                    given_up.add(run_id)
+                    outcome = exc
+                if report is not None:
+                    report(run_id, outcome)
+            deadline = time.monotonic() + every_s
+            while not should_stop() and time.monotonic() < deadline:
+                await asyncio.sleep(min(0.05, every_s))
+
     def load(self, run_id: str) -> RunState:
         return self.repository.load(run_stream(run_id))
 

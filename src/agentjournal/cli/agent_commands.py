@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
+import threading
 from typing import Annotated, Any
 
 import typer
@@ -17,7 +19,7 @@ from agentjournal.agents.approvals import approve, list_approvals, reject
 from agentjournal.agents.demo import demo
 from agentjournal.agents.replay import replay_sync
 from agentjournal.agents.runtime import RunError, RunResult, Runtime
-from agentjournal.cli.app import app, console, open_journal
+from agentjournal.cli.app import app, console, errors, open_journal
 from agentjournal.model import import_object
 
 DEMO_AGENTS = "agentjournal.agents.demo:agents"
@@ -147,12 +149,32 @@ def runs_resume(
         list[str] | None, typer.Argument(help="Runs to resume (default: every run a human unblocked)")
     ] = None,
     agents: AgentsOption = DEMO_AGENTS,
+    follow: Annotated[
+        bool, typer.Option("--follow", help="Keep running: resume runs as humans decide, until Ctrl-C or SIGTERM")
+    ] = False,
+    every: Annotated[float, typer.Option(help="With --follow: look for unblocked runs every N seconds")] = 1.0,
 ) -> None:
     """Continue runs from the journal: after a crash, a restart, or a human decision.
+
+    With --follow this is the approvals worker: it resumes each run as soon as a human decides.
 
     Example: agentjournal runs resume ops-7731 --agents myapp.agents:all_agents
     """
     runtime = Runtime(open_journal(), agents=load_agents(agents))
+    if follow:
+        stopping = threading.Event()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: stopping.set())
+        errors.print(f"resuming runs as humans decide (every {every:g}s); Ctrl-C stops", highlight=False)
+
+        def report(run_id: str, outcome: RunResult | Exception) -> None:
+            if isinstance(outcome, Exception):
+                errors.print(f"run {run_id}: cannot resume here: {outcome}", highlight=False)
+            else:
+                _report(outcome)
+
+        asyncio.run(runtime.serve(stopping.is_set, every_s=every, report=report))
+        return
     results = [runtime.resume_sync(run_id) for run_id in run_ids] if run_ids else asyncio.run(runtime.resume_ready())
     if not results:
         console.print("no run is waiting to be resumed")
