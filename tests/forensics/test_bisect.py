@@ -259,3 +259,43 @@ def test_a_windowed_rule_that_recovers_shows_every_transition_and_errors(journal
     prices = [event.position for event in events if event.data.get("tool") == "price_lookup"]
     assert changes == [(prices[1], "Fails"), (prices[2], "Holds"), (prices[3], "Errored"), (prices[4], "Holds")]
     assert result.errors == [(prices[3], "ValueError: implausible price 5000.0")]
+
+
+class StrictFold(Invariant[list[float]]):
+    """A journal-wide rule whose own fold raises on a malformed price_lookup answer."""
+
+    name: ClassVar[str] = "strict-fold"
+    types: ClassVar[tuple[str, ...] | None] = ("ToolExecuted",)
+
+    def initial(self) -> list[float]:
+        return []
+
+    def fold(self, state: list[float], event: RecordedEvent) -> list[float]:
+        if event.data["tool"] == "price_lookup":
+            state.append(float(event.data["result"]["price"]))
+        return state
+
+    def evaluate(self, state: list[float]) -> Holds | Fails:
+        return Holds()
+
+
+def test_a_fold_that_raises_is_an_error_at_that_event_not_a_crash(journal: Journal) -> None:
+    events = _priced(journal, "run-f-1", [10.0, 11.0, 12.0])
+    broken = journal.append(
+        "run-f-2", NewEvent("ToolExecuted", {"tool": "price_lookup", "result": {"price": "n/a"}})
+    ).events[0]
+    _priced(journal, "run-f-3", [13.0, 14.0])
+    result = bisect_journal(journal, StrictFold())
+    assert result.culprit is not None and result.culprit.event_id == broken.event_id
+    assert isinstance(result.outcome, Errored) and f"at {broken.position} failed: ValueError" in result.outcome.message
+    assert result.last_held == broken.position - 1 and events[-1].position < broken.position
+    exhaustive = bisect_journal(journal, StrictFold(), exhaustive=True)
+    assert [(t.at, type(t.after).__name__) for t in exhaustive.transitions] == [(broken.position, "Errored")]
+
+
+def test_an_aggregate_that_cannot_fold_is_an_error_at_that_version(journal: Journal) -> None:
+    run = agent_run(journal, "f-4", steps=30, plant_at_step=None)
+    journal.append(run.stream_id, NewEvent("ToolExecuted", {"tool": "price_lookup", "result": {}}))
+    result = bisect_stream(journal, PricesInBounds(), run.stream_id)
+    assert result.culprit is not None and result.culprit.version == len(run.events) + 1
+    assert isinstance(result.outcome, Errored) and "Ledger cannot fold" in result.outcome.message

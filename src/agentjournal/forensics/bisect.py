@@ -48,6 +48,21 @@ class Transition:
     after: Outcome
 
 
+@dataclass(frozen=True)
+class FoldFailed:
+    """The state after a fold that raised: every later state is this too, judged as an error."""
+
+    at: int
+    message: str
+
+
+def judge(invariant: Invariant[Any], state: Any) -> Outcome:
+    """The invariant's outcome on a state, or the error of the fold that should have built it."""
+    if isinstance(state, FoldFailed):
+        return Errored(f"folding the event at {state.at} failed: {state.message}")
+    return invariant.check(state)
+
+
 @dataclass
 class BisectResult:
     """Where an invariant started to fail. `start`, `end` and `last_held` are versions over a stream and
@@ -115,7 +130,7 @@ class Replay(Generic[S]):
         while True:
             while self._buffer and self._key(self._buffer[0]) <= target:
                 event = self._buffer.popleft()
-                self.state = self._fold(self.state, event)
+                self._apply(event)
                 self._since_checkpoint += 1
                 if self._since_checkpoint >= self._every:
                     self._checkpoint(self._key(event))
@@ -123,6 +138,14 @@ class Replay(Generic[S]):
                 break
         self.key = target
         return self.state
+
+    def _apply(self, event: RecordedEvent) -> None:
+        if isinstance(self.state, FoldFailed):
+            return
+        try:
+            self.state = self._fold(self.state, event)
+        except Exception as exc:
+            self.state = FoldFailed(self._key(event), f"{type(exc).__name__}: {exc}")  # type: ignore[assignment]
 
     def _read_more(self, upto: int) -> bool:
         """Read the next page (after what was read, sized for `upto`) into the buffer; False at the end."""
@@ -146,14 +169,15 @@ class Replay(Generic[S]):
                 self._reset(*stored)
                 return
         if known != self.key or self.key > target:
-            self._reset(best, self._copy(self._checkpoints[best]))
+            saved = self._checkpoints[best]
+            self._reset(best, saved if isinstance(saved, FoldFailed) else self._copy(saved))
 
     def steps(self) -> Iterator[tuple[int, RecordedEvent, S]]:
         """Fold every remaining event of the range, yielding (key, event, state) after each."""
         while True:
             while self._buffer:
                 event = self._buffer.popleft()
-                self.state = self._fold(self.state, event)
+                self._apply(event)
                 self.key = self._key(event)
                 yield self.key, event, self.state
             if not self._read_more(self._end):
@@ -163,7 +187,8 @@ class Replay(Generic[S]):
         self._since_checkpoint = 0
         if key not in self._checkpoints:
             bisect_module.insort(self._checkpoint_keys, key)
-            self._checkpoints[key] = self._copy(self.state)
+            failed = isinstance(self.state, FoldFailed)
+            self._checkpoints[key] = self.state if failed else self._copy(self.state)
 
 
 class _Search:
@@ -181,7 +206,7 @@ class _Search:
 
     def evaluate(self, key: int) -> Outcome:
         if key not in self.outcomes:
-            outcome = self.invariant.check(self.state_at(key))
+            outcome = judge(self.invariant, self.state_at(key))
             self.outcomes[key] = outcome
             if isinstance(outcome, Errored):
                 self.errors.append((key, outcome.message))
@@ -319,12 +344,15 @@ def bisect_journal(
     )
 
     def window_state_at(position: int) -> Any:
-        return _fold_all(invariant, recent_events(journal, invariant, start, position))
+        recent = recent_events(journal, invariant, start, position)
+        return recent if isinstance(recent, FoldFailed) else _fold_all(invariant, recent)
 
     def relevant_steps() -> Iterator[tuple[int, RecordedEvent, Any]]:
         """Every state change: the steps after the events the fold uses (the others change nothing)."""
         for key, event, state in replay.steps():
-            if invariant.relevant(event):
+            if isinstance(state, FoldFailed):
+                yield key, event, state
+            elif invariant.relevant(event):  # it did not raise: the fold just called it
                 yield key, event, _fold_all(invariant, state) if window else state
 
     result = BisectResult(invariant.name, "journal", None, start, end, 0)
@@ -349,11 +377,16 @@ def _remember(invariant: Invariant[Any], recent: deque[RecordedEvent], event: Re
 def _fold_all(invariant: Invariant[Any], events: Iterable[RecordedEvent]) -> Any:
     state = invariant.initial()
     for event in events:
-        state = invariant.fold(state, event)
+        try:
+            state = invariant.fold(state, event)
+        except Exception as exc:
+            return FoldFailed(event.position, f"{type(exc).__name__}: {exc}")
     return state
 
 
-def recent_events(journal: Journal, invariant: Invariant[Any], start: int, position: int) -> list[RecordedEvent]:
+def recent_events(
+    journal: Journal, invariant: Invariant[Any], start: int, position: int
+) -> list[RecordedEvent] | FoldFailed:
     """The last `invariant.window` relevant events in (start, position], oldest first, read backwards
     in growing pages (a rule about recent behaviour needs only these)."""
     wanted = invariant.window or 1
@@ -365,7 +398,13 @@ def recent_events(journal: Journal, invariant: Invariant[Any], start: int, posit
         if not events:
             break
         for event in events:
-            if (not types or event.type in types) and invariant.relevant(event):
+            if types and event.type not in types:
+                continue
+            try:
+                used = invariant.relevant(event)
+            except Exception as exc:
+                return FoldFailed(event.position, f"{type(exc).__name__}: {exc}")
+            if used:
                 found.append(event)
                 if len(found) == wanted:
                     break
@@ -470,7 +509,7 @@ def _exhaustive(
     previous: Outcome = Holds()
     total = result.end - result.start
     for key, event, state in steps:
-        outcome = invariant.check(state)
+        outcome = judge(invariant, state)
         result.evaluations += 1
         if isinstance(outcome, Errored):
             result.errors.append((key, outcome.message))
