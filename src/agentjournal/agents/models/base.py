@@ -138,13 +138,6 @@ class ModelResponse:
         calls = [ToolCall(c["id"], c["name"], dict(c.get("arguments") or {})) for c in data.get("tool_calls", [])]
         return cls(text=data.get("text"), tool_calls=calls, **usage)
 
-    def message(self) -> Message:
-        """The assistant message this reply adds to the conversation."""
-        message: Message = {"role": "assistant", "content": self.text}
-        if self.tool_calls:
-            message["tool_calls"] = [call.to_dict() for call in self.tool_calls]
-        return message
-
 
 class Model(ABC):
     """An LLM: one async request in, one reply out. Adapters wrap a provider's SDK."""
