@@ -237,3 +237,11 @@ def test_a_following_worker_resumes_a_run_as_soon_as_a_human_decides(sqlite_or_p
         assert "run ops-follow: completed" in out
         sent = [e for e in of_type(journal, "run-ops-follow", "ToolExecuted") if e.data["tool"] == "send_email"]
         assert len(sent) == 1
+
+
+def test_the_hash_prefix_shown_by_the_list_is_enough_to_bind_an_approval(journal: Journal) -> None:
+    _, approval_id = waiting_run(journal)
+    shown = list_approvals(journal)[0].arguments_hash[:12]
+    with pytest.raises(ApprovalError, match="not the requested ones"):
+        approve(journal, approval_id, by="alice", reason="ok", arguments_hash=shown[:8])
+    assert approve(journal, approval_id, by="alice", reason="ok", arguments_hash=shown).status == "approved"

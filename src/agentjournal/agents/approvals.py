@@ -19,6 +19,8 @@ from agentjournal.journal import ConcurrencyError, Journal, JournalError, NewEve
 from agentjournal.model import Repository
 
 MAX_TRIES = 10
+MIN_HASH_PREFIX = 12
+"""`--hash` may be the first 12 (or more) hex digits of the arguments hash, as `approvals list` shows it."""
 
 
 class ApprovalError(JournalError, ValueError):
@@ -91,7 +93,8 @@ def find_approval(journal: Journal, approval_id: str) -> tuple[RunState, dict[st
 
 
 def approve(journal: Journal, approval_id: str, *, by: str, reason: str, arguments_hash: str | None = None) -> Approval:
-    """Approve the call; `arguments_hash` (when the reviewer's screen gives it) must match what was requested."""
+    """Approve the call; `arguments_hash` (or its first 12+ hex digits), when the reviewer's screen shows it,
+    must be the hash of the arguments that were requested."""
     return _decide(journal, approval_id, by, reason, approved=True, shown_hash=arguments_hash)
 
 
@@ -115,7 +118,9 @@ def _decide(
             raise ApprovalError(f"{where}: the run has already {state.status}")
         if _is_expired(approval.get("expires_at")):
             raise ApprovalError(f"{where} expired at {approval['expires_at']}")
-        if shown_hash is not None and shown_hash != approval["arguments_hash"]:
+        if shown_hash is not None and (
+            len(shown_hash) < MIN_HASH_PREFIX or not approval["arguments_hash"].startswith(shown_hash.lower())
+        ):
             raise ApprovalError(
                 f"{where}: the arguments you were shown (hash {shown_hash[:12]}…) are not the requested ones "
                 f"(hash {approval['arguments_hash'][:12]}…); nothing was approved"

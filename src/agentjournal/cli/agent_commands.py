@@ -104,7 +104,7 @@ def approvals_approve(
     by: ById,
     reason: Reason,
     arguments_hash: Annotated[
-        str | None, typer.Option("--hash", help="The arguments hash you were shown; refused if it differs")
+        str | None, typer.Option("--hash", help="The arguments hash you were shown (12+ digits); refused if it differs")
     ] = None,
 ) -> None:
     """Approve a held tool call; the run's worker executes exactly that call, once, when it resumes.
