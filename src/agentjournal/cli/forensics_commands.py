@@ -44,6 +44,8 @@ from agentjournal.forensics import (
 from agentjournal.forensics.audit import FORMATS
 from agentjournal.journal import InvalidEventError, NewEvent, RecordedEvent
 from agentjournal.model import Aggregate, Repository, aggregate_types, load_aggregate_type
+from agentjournal.projections.base import ProjectionError
+from agentjournal.projections.metrics import parse_duration
 
 InvariantOption = Annotated[
     str, typer.Option("--invariant", "-i", help="A registered invariant name, or package.module:attr.")
@@ -54,20 +56,24 @@ AggregateOption = Annotated[
         "--aggregate", help="Fold into this Aggregate (package.module:Class) instead of the stream's default."
     ),
 ]
-SinceOption = Annotated[str | None, typer.Option(help="From this time (ISO 8601; UTC when no zone is given).")]
-UntilOption = Annotated[str | None, typer.Option(help="Up to this time, excluded (ISO 8601; UTC when no zone).")]
+SinceOption = Annotated[str | None, typer.Option(help="From this time: ISO 8601 (UTC when no zone) or ago, e.g. 7d.")]
+UntilOption = Annotated[str | None, typer.Option(help="Up to this time, excluded: ISO 8601 or ago, e.g. 1h.")]
 
 
 def parse_time(value: str | None, option: str) -> datetime | None:
-    """An ISO 8601 date or time; a value without a zone is taken as UTC."""
+    """An ISO 8601 date or time (UTC when no zone is given), or a duration ago: 90m, 24h, 7d, 2w."""
     if value is None:
         return None
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
-        raise InvalidEventError(
-            f"{option} {value!r} is not an ISO 8601 time, e.g. 2026-11-01 or 2026-11-01T09:30Z"
-        ) from None
+        try:
+            return datetime.now(UTC) - parse_duration(value)
+        except ProjectionError:
+            raise InvalidEventError(
+                f"{option} {value!r} is neither an ISO 8601 time (2026-11-01, 2026-11-01T09:30Z) "
+                "nor a duration ago (90m, 24h, 7d)"
+            ) from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
