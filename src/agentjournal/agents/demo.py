@@ -201,6 +201,8 @@ def refunds_within_40_usd(state: RunState) -> Verdict:
 # ----- the demo ----------------------------------------------------------------------------------
 
 ROUTINE = frozenset({"ResponseDrafted"})
+SAID = frozenset({"policy_denied", "rejected_by_human"})
+"""Observations whose reason the line before (the policy's or the human's decision) already gives."""
 TITLE_WIDTH = 46
 
 
@@ -223,7 +225,7 @@ def _routine(event: RecordedEvent) -> bool:
     data = event.data
     return (
         event.type in ROUTINE
-        or (event.type == "ObservationCaptured" and bool(data.get("ok")))
+        or (event.type == "ObservationCaptured" and (bool(data.get("ok")) or data.get("error_type") in SAID))
         or (event.type == "PolicyEvaluated" and data.get("action") == "allow" and data.get("rule") is None)
     )
 
@@ -304,7 +306,8 @@ def demo(db_file: str | None, console: Console) -> dict[str, Any]:
     url = f"sqlite:///{path}"
     with Journal.open(url) as journal:
         facts = run_demo(journal, console)
-    console.print(
-        f"\nThe journal is {path}. Explore it:  [bold]agentjournal --db {url} state run-{facts['refund'].run_id}[/bold]"
-    )
+    run = facts["refund"].run_id
+    console.print(f"\nThe journal is {path}; explore it:", highlight=False)
+    for command in (f"explain run-{run}", f"state run-{run} --at {facts['state_version']}", f"runs replay {run}"):
+        console.print(f"  agentjournal --db {url} {command}", highlight=False, soft_wrap=True)
     return facts
