@@ -15,7 +15,7 @@ from typer.testing import CliRunner, Result
 from agentjournal.cli import main  # noqa: F401  (registers every command module)
 from agentjournal.cli.app import app, close_journal, console, errors
 from agentjournal.forensics import default_explanation, explainers
-from agentjournal.journal import Journal
+from agentjournal.journal import Journal, NewEvent
 
 from .agentdata import Chain3, Ledger, PricesInBounds, Run, agent_run, causation_chain
 
@@ -244,3 +244,16 @@ def test_load_and_paths_import_modules_from_the_current_directory(
         assert missing.exit_code == 1 and "--load aj_no_such_module: cannot import it" in missing.output
     finally:
         explainers.register("RefundSettled", default_explanation)
+
+
+def test_data_that_looks_like_rich_markup_is_printed_as_it_is(invoke: Invoke, sqlite_url: str) -> None:
+    journal = Journal.open(sqlite_url)
+    first = journal.append("run-[x]", NewEvent("UserMessage", {"text": "[/bold] [red]not red[/red]"})).events[0]
+    with journal.context(caused_by=first):
+        journal.append("run-[x]", NewEvent("Tool[Failed]", {"error": "[/]"}))
+    journal.close()
+    explained = invoke(sqlite_url, "explain", "run-[x]")
+    assert explained.exit_code == 0, explained.output
+    assert "[/bold] [red]not red[/red]" in explained.output and "error: [/]" in explained.output
+    tree = invoke(sqlite_url, "lineage", first.event_id, "--effects")
+    assert tree.exit_code == 0 and "run-[x] v2" in tree.output and "[/]" in tree.output

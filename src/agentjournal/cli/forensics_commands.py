@@ -17,6 +17,7 @@ from typing import Annotated, Any
 
 import orjson
 import typer
+from rich.markup import escape
 from rich.panel import Panel
 from rich.pretty import Pretty
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -138,7 +139,8 @@ def _progress(description: str) -> Iterator[Callable[[int, int], None]]:
 
 def _event_line(event: RecordedEvent) -> str:
     explanation = explainers.explain(event)
-    return f"{event.stream_id} v{event.version} [bold]{explanation.title}[/bold]: {explanation.summary}"
+    title, summary = escape(explanation.title), escape(explanation.summary)
+    return f"{escape(event.stream_id)} v{event.version} [bold]{title}[/bold]: {summary}"
 
 
 @app.command("state")
@@ -172,7 +174,9 @@ def state_command(
         typer.echo(orjson.dumps({"stream_id": stream, "version": loaded.version, "state": state}).decode())
         return
     console.print(
-        Panel(Pretty(state), title=f"{stream} at version {loaded.version} ({type(loaded).__name__})", expand=False)
+        Panel(
+            Pretty(state), title=f"{escape(stream)} at version {loaded.version} ({type(loaded).__name__})", expand=False
+        )
     )
     around = journal.read_stream(stream, max(1, loaded.version - 1), loaded.version)
     for event in around:
@@ -206,20 +210,20 @@ def explain_command(
         )
         if output:
             output.write_text(text, encoding="utf-8")
-            console.print(f"wrote {len(entries)} events to {output}")
+            console.print(f"wrote {len(entries)} events to {escape(str(output))}")
         else:
             typer.echo(text, nl=False)
         return
-    table = Table("ver", "time (UTC)", "actor", "what happened", "details", "tags", title=stream)
+    table = Table("ver", "time (UTC)", "actor", "what happened", "details", "tags", title=escape(stream))
     for entry in entries:
         explanation = entry.explanation
         table.add_row(
             str(entry.version),
             entry.recorded_at.strftime("%Y-%m-%d %H:%M:%S"),
-            entry.actor or "",
-            explanation.title,
-            explanation.summary,
-            ", ".join(f"{key}={value}" for key, value in explanation.tags.items()),
+            escape(entry.actor or ""),
+            escape(explanation.title),
+            escape(explanation.summary),
+            escape(", ".join(f"{key}={value}" for key, value in explanation.tags.items())),
         )
     console.print(table)
 
@@ -230,7 +234,7 @@ def _chain_tree(chain: Chain) -> Tree:
     for event in chain.events[1:]:
         node = node.add(f"caused by {_event_line(event)}")
     if chain.external_cause:
-        node.add(f"caused by {chain.external_cause} (not an event in this journal)")
+        node.add(f"caused by {escape(chain.external_cause)} (not an event in this journal)")
     return tree
 
 
@@ -245,18 +249,20 @@ def _effects_tree(root: EffectNode) -> Tree:
 
 
 def _print_bisect(result: BisectResult) -> None:
-    scope = f"stream {result.stream_id}" if result.over == "stream" else "the journal"
+    scope = f"stream {escape(result.stream_id or '')}" if result.over == "stream" else "the journal"
     span = f"{result.unit}s {result.start + 1}..{result.end}"
     if result.holds and not result.transitions:
         console.print(
-            f"[green]{result.invariant} holds[/green] over {scope} ({span}); {result.evaluations} evaluation(s)",
+            f"[green]{escape(result.invariant)} holds[/green] over {scope} ({span}); "
+            f"{result.evaluations} evaluation(s)",
             highlight=False,
         )
     elif result.culprit is not None:
         explanation = result.explanation
         at = result.culprit.position if result.over == "journal" else result.culprit.version
         lines = [
-            f"[bold red]{result.invariant} fails from {result.unit} {at}[/bold red] of {scope}: {result.outcome}",
+            f"[bold red]{escape(result.invariant)} fails from {result.unit} {at}[/bold red] of {scope}: "
+            f"{escape(str(result.outcome))}",
             f"culprit: {_event_line(result.culprit)}",
             f"event id: {result.culprit.event_id}, recorded {result.culprit.recorded_at.isoformat()}",
             f"last {result.unit} that held: {result.last_held if result.last_held is not None else 'none'}"
@@ -264,20 +270,22 @@ def _print_bisect(result: BisectResult) -> None:
             f"evaluations: {result.evaluations} over {span}",
         ]
         if explanation and explanation.tags:
-            lines.append("tags: " + ", ".join(f"{key}={value}" for key, value in explanation.tags.items()))
+            lines.append("tags: " + escape(", ".join(f"{key}={value}" for key, value in explanation.tags.items())))
         console.print(Panel("\n".join(lines), title="bisect", expand=False), highlight=False)
         if result.lineage is not None and len(result.lineage.events) > 1:
             console.print(_chain_tree(result.lineage))
     if result.transitions:
         table = Table(result.unit, "event", "before", "after", title="every transition")
         for change in result.transitions:
-            table.add_row(str(change.at), _event_line(change.event), str(change.before), str(change.after))
+            table.add_row(
+                str(change.at), _event_line(change.event), escape(str(change.before)), escape(str(change.after))
+            )
         console.print(table)
     if result.errors:
         first_key, first_message = result.errors[0]
         errors.print(
             f"[yellow]the invariant raised at {len(result.errors)} {result.unit}(s); first at {first_key}: "
-            f"{first_message}[/yellow]",
+            f"{escape(first_message)}[/yellow]",
             highlight=False,
         )
 
@@ -346,13 +354,13 @@ def regrade_command(
             aggregate=kind,
             progress=progress,
         )
-    table = Table("run", "fails since", "what happened", "why it fails", title=f"{rule.name}: failing runs")
+    table = Table("run", "fails since", "what happened", "why it fails", title=f"{escape(rule.name)}: failing runs")
     for grade in report.failed:
         table.add_row(
-            grade.stream_id,
+            escape(grade.stream_id),
             f"v{grade.failed_since}",
-            grade.explanation.title if grade.explanation else "",
-            str(grade.outcome),
+            escape(grade.explanation.title if grade.explanation else ""),
+            escape(str(grade.outcome)),
         )
     if report.failed:
         console.print(table)
@@ -431,12 +439,12 @@ def whatif_command(
         upto=upto,
     )
     for change in result.changes or ["no changes: the replay is the stream as it happened"]:
-        console.print(f"- {change}", highlight=False)
+        console.print(f"- {escape(change)}", highlight=False)
     if result.verdicts:
         table = Table("invariant", "as it happened", "what if", title="verdicts")
         for name, (actual, hypothetical) in result.verdicts.items():
             style = "" if type(actual) is type(hypothetical) else "bold"
-            table.add_row(name, str(actual), str(hypothetical), style=style)
+            table.add_row(escape(name), escape(str(actual)), escape(str(hypothetical)), style=style)
         console.print(table)
     before, after = result.actual.snapshot_state(), result.hypothetical.snapshot_state()
     changed = {key: after.get(key) for key in after if after.get(key) != before.get(key)}
@@ -478,11 +486,11 @@ def audit_command(
     report.write(output, format)
     broken = [status.stream_id for status in report.streams if not status.ok]
     console.print(
-        f"wrote {len(report.entries)} actions from {len(report.streams)} stream(s) to {output}; "
+        f"wrote {len(report.entries)} actions from {len(report.streams)} stream(s) to {escape(str(output))}; "
         + (
             "every hash chain verifies"
             if not broken
-            else f"[bold red]BROKEN hash chains: {', '.join(broken)}[/bold red]"
+            else f"[bold red]BROKEN hash chains: {escape(', '.join(broken))}[/bold red]"
         ),
         highlight=False,
     )
@@ -500,7 +508,7 @@ def invariants_command(load: LoadOption = None) -> None:
     table = Table("name", "description", "journal-wide", title="invariants")
     for name in invariants.names():
         rule = invariants.resolve(name)
-        table.add_row(name, rule.description, "yes" if rule.journal_wide else "no")
+        table.add_row(escape(name), escape(rule.description), "yes" if rule.journal_wide else "no")
     console.print(table)
     if not invariants.names():
         console.print("none registered; name one by path instead: --invariant package.module:attr")
