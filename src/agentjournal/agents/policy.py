@@ -29,6 +29,10 @@ Recipients: the field `recipient` is the set of e-mail addresses in the call's `
 of a listed domain is inside; an address without a domain is outside). `domain_in` holds when all
 addresses are inside. Any other field with a domain operator reads addresses or bare domains.
 
+Run metrics count what the run has done so far, before the call being decided: seed 001's
+`tickets_created_gt: 3` is read as written, so a run's first four create_ticket calls are allowed
+(3 > 3 is false for the fourth) and every one after the fourth ticket is denied.
+
 A malformed file is refused at load with the file, the line and what is wrong (PolicyError).
 """
 
