@@ -84,6 +84,12 @@ class RunState(Aggregate):
         self.metrics = RunMetrics()
         self.draft = self.final_response = self.outcome = self.reason = self.correlation_id = None
 
+    def restore_state(self, state: dict[str, Any]) -> None:
+        """A snapshot is plain JSON already: assign it as is (no per-value validation), but the metrics."""
+        for name, value in state.items():
+            setattr(self, name, value)
+        self.metrics = RunMetrics(**state["metrics"])
+
     # ----- questions ---------------------------------------------------------------------
 
     @property
