@@ -483,3 +483,11 @@ def test_every_run_event_type_has_an_explainer() -> None:
     from agentjournal.agents import RUN_EVENTS
 
     assert {model.__name__ for model in RUN_EVENTS} <= set(explainers.registered())
+
+
+def test_a_model_that_reuses_a_tool_call_id_aborts_the_run_clearly(journal: Journal) -> None:
+    same = {"tool": "lookup", "id": "c1", "arguments": {"key": "a"}}
+    tester = agent([same, same, "never"])
+    result = runtime(journal, tester).run_sync(tester, "go")
+    assert result.status == "aborted"
+    assert result.reason == "the model reused tool call id(s) c1 at step 2"

@@ -574,6 +574,11 @@ class _Run:
         if planning:
             self.model_id = model_id
             return response
+        ids = [call.id for call in response.tool_calls]
+        reused = sorted({i for i in ids if i in self.state.calls or ids.count(i) > 1})
+        if reused and not final:
+            await self.abort(f"the model reused tool call id(s) {', '.join(reused)} at step {step}", model_id)
+            return None
         if response.tool_calls and not final:
             for call in response.tool_calls:
                 self.propose(call, step, model_id)
