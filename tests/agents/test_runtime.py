@@ -491,3 +491,11 @@ def test_a_model_that_reuses_a_tool_call_id_aborts_the_run_clearly(journal: Jour
     result = runtime(journal, tester).run_sync(tester, "go")
     assert result.status == "aborted"
     assert result.reason == "the model reused tool call id(s) c1 at step 2"
+
+
+def test_a_handoff_to_an_unknown_agent_aborts_the_run_clearly(journal: Journal) -> None:
+    model = ScriptedModel([call("transfer_to_ghost", reason="why not")])
+    first = Agent("first", "You are first.", model, tools=[], handoffs=["ghost"])
+    result = Runtime(journal).run_sync(first, "help")
+    assert result.status == "aborted"
+    assert result.reason == "first handed off to 'ghost', which this runtime does not know (known: first)"

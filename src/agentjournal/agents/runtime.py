@@ -581,6 +581,8 @@ class _Run:
             return None
         if response.tool_calls and not final:
             for call in response.tool_calls:
+                if self.state.finished:
+                    break
                 self.propose(call, step, model_id)
         else:
             await self.respond(response.text or "", model_id)
@@ -640,7 +642,11 @@ class _Run:
         agent = self.agent
         if call.name.startswith(HANDOFF_PREFIX) and call.name.removeprefix(HANDOFF_PREFIX) in agent.handoff_names:
             target = call.name.removeprefix(HANDOFF_PREFIX)
-            self.runtime.agent(target)  # refuse an unknown target before recording anything
+            if target not in self.runtime.agents:
+                known = ", ".join(sorted(self.runtime.agents))
+                reason = f"{agent.name} handed off to {target!r}, which this runtime does not know (known: {known})"
+                self.stage(RunAborted(reason=reason), actor="orchestrator", caused_by=caused_by)
+                return
             reason = str(call.arguments.get("reason") or f"{agent.name} handed over to {target}")
             handoff_id = self.stage(
                 HandoffInitiated(from_agent=agent.name, to_agent=target, reason=reason, call_id=call.id),
