@@ -9,8 +9,7 @@ import pytest
 from agentjournal import Journal, RecordedEvent
 from agentjournal.journal.backends.memory import MemoryJournal
 from agentjournal.journal.envelope import canonical_json
-
-from .conformance import JournalConformance
+from agentjournal.testing.conformance import JournalConformance
 
 
 class TestMemoryJournal(JournalConformance):

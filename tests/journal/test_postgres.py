@@ -7,8 +7,8 @@ import time
 import pytest
 
 from agentjournal import InvalidEventError, Journal, JournalConnectionError, NewEvent
+from agentjournal.testing.conformance import JournalConformance
 
-from .conformance import JournalConformance
 from .servers import closed_port
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from .conformance import JournalConformance
+from agentjournal.testing.conformance import JournalConformance
 
 
 class TestSQLiteJournal(JournalConformance):

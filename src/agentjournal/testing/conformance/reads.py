@@ -107,7 +107,7 @@ class ReadConformance(ConformanceBase):
         journal.append("t", new_events(3))
 
         def versions(**kwargs: object) -> list[int]:
-            return [event.version for event in journal.read_stream("s", **kwargs)]  # type: ignore[arg-type]
+            return [event.version for event in journal.read_stream("s", **kwargs)]
 
         assert versions() == list(range(1, 11))
         assert versions(from_version=4) == list(range(4, 11))
@@ -157,7 +157,7 @@ class ReadConformance(ConformanceBase):
         journal.append("run-1", [NewEvent("RunCompleted", {}, tenant_id="acme", correlation_id="c1")])
 
         def where(**filters: object) -> list[tuple[str, str]]:
-            return [(event.stream_id, event.type) for event in journal.read_all(**filters)]  # type: ignore[arg-type]
+            return [(event.stream_id, event.type) for event in journal.read_all(**filters)]
 
         assert where(types=["ToolCalled"]) == [("run-1", "ToolCalled"), ("run-2", "ToolCalled")]
         assert where(types=["RunStarted", "RunCompleted"]) == [
@@ -185,7 +185,7 @@ class ReadConformance(ConformanceBase):
         assert len(set(stamps)) == 4
 
         def streams(**filters: object) -> list[str]:
-            return [event.stream_id for event in journal.read_all(**filters)]  # type: ignore[arg-type]
+            return [event.stream_id for event in journal.read_all(**filters)]
 
         assert streams(since=stamps[1]) == ["s1", "s2", "s3"]  # since is inclusive
         assert streams(until=stamps[2]) == ["s0", "s1"]  # until is exclusive

@@ -16,7 +16,7 @@ from agentjournal.journal.backends.sql import SQLJournal
 from .base import ConformanceBase, new_events
 
 WIDGETS = f"{__package__.rsplit('.', 1)[0]}.widgets"
-"""A test component with two migrations per dialect (tests/journal/widgets/migrations)."""
+"""A test component with two migrations per dialect (agentjournal/testing/widgets/migrations)."""
 
 
 class IntegrityConformance(ConformanceBase):

@@ -159,7 +159,7 @@ class WriteConformance(ConformanceBase):
         with pytest.raises(InvalidEventError, match="metadata"):
             journal.append("s", [NewEvent("Noted", {}, metadata={"at": object()})])
         with pytest.raises(InvalidEventError, match="metadata"):
-            journal.append("s", [NewEvent("Noted", {}, metadata=["not", "a", "dict"])])  # type: ignore[arg-type]
+            journal.append("s", [NewEvent("Noted", {}, metadata=["not", "a", "dict"])])
         _assert_nothing_stored(journal)
 
     def test_payload_size_limit(self, journal_url: str) -> None:
@@ -298,6 +298,6 @@ BAD_EVENTS: list[tuple[Any, str]] = [
     (NewEvent("Tool\tCalled"), "non-printable character"),
     (NewEvent("Noted", event_id="not-a-uuid"), "not a UUID"),
     (NewEvent("Noted", schema_version=0), "schema_version must be an integer >= 1, got 0"),
-    (NewEvent("Noted", schema_version="2"), "schema_version must be an integer >= 1, got '2'"),  # type: ignore[arg-type]
+    (NewEvent("Noted", schema_version="2"), "schema_version must be an integer >= 1, got '2'"),
     ({"type": "Noted"}, "expected a NewEvent"),
 ]
