@@ -12,6 +12,7 @@
 
     .venv/bin/python benchmarks/forensics.py            # the full sizes (generating takes minutes)
     .venv/bin/python benchmarks/forensics.py --quick    # small sizes, seconds
+    .venv/bin/python benchmarks/forensics.py --quick --url 'postgresql://postgres@127.0.0.1/test?schema=bench'
 """
 
 from __future__ import annotations
@@ -231,17 +232,20 @@ def bench_bisect(journal: Journal, sizes: Sizes, table: Table) -> dict[str, floa
 def main(argv: list[str] | None = None) -> dict[str, float]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small sizes (seconds, for the smoke test)")
-    parser.add_argument("--db", help="reuse this SQLite file (generated on first use), e.g. /tmp/forensics.db")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--db", help="reuse this SQLite file (generated on first use), e.g. /tmp/forensics.db")
+    where.add_argument("--url", help="another journal, e.g. postgresql://…?schema=bench (generated when empty)")
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
     with tempfile.TemporaryDirectory() as folder:
         path = Path(args.db) if args.db else Path(folder) / "forensics.db"
         # synchronous=OFF only speeds up generating the data; reads are what is measured.
-        journal = Journal.open(f"sqlite:///{path}?synchronous=OFF")
+        journal = Journal.open(args.url or f"sqlite:///{path}?synchronous=OFF")
         try:
             if journal.head_position() == 0:
                 fill_journal(journal, sizes.journal, plant_at=int(sizes.journal * 0.61))
-            table = Table(title=f"forensics benchmark (SQLite{', quick' if args.quick else ''})")
+            title = f"forensics benchmark ({journal.backend_name}{', quick' if args.quick else ''})"
+            table = Table(title=title)
             table.add_column("what")
             table.add_column("without")
             table.add_column("with")
