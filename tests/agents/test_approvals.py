@@ -245,3 +245,23 @@ def test_the_hash_prefix_shown_by_the_list_is_enough_to_bind_an_approval(journal
     with pytest.raises(ApprovalError, match="not the requested ones"):
         approve(journal, approval_id, by="alice", reason="ok", arguments_hash=shown[:8])
     assert approve(journal, approval_id, by="alice", reason="ok", arguments_hash=shown).status == "approved"
+
+
+def test_runs_show_what_a_run_knew_at_the_end_of_a_step(sqlite_url: str) -> None:
+    with Journal.open(sqlite_url) as journal:
+        crew = agents()
+        runtime = Runtime(journal, agents=crew)
+        runtime.run_sync(crew[0], "I want a refund for order ORD-5521", run_id="shown")
+        at_two = runtime.load_at_step("shown", 2)
+        assert at_two.agent == "refund-agent"
+        assert [c["tool"] for c in at_two.calls.values()] == ["lookup_order", "transfer_to_refund-agent"]
+        assert runtime.load_at_step("shown", 0).messages[0]["content"].startswith("I want a refund")
+        with pytest.raises(RunError, match=r"has steps 0\.\.5; there is no step 6"):
+            runtime.load_at_step("shown", 6)
+    env = {"COLUMNS": "200"}
+    shown = CliRunner().invoke(app, ["--db", sqlite_url, "runs", "show", "shown", "--step", "3"], env=env)
+    assert shown.exit_code == 0, shown.output
+    assert "run shown at the end of step 3" in shown.output and "check_refund_policy" in shown.output
+    assert "issue_refund" not in shown.output
+    final = CliRunner().invoke(app, ["--db", sqlite_url, "runs", "show", "shown"], env=env)
+    assert "answer: I have issued a partial refund of $44.99" in final.output

@@ -283,6 +283,23 @@ class Runtime:
     def load(self, run_id: str) -> RunState:
         return self.repository.load(run_stream(run_id))
 
+    def load_at_step(self, run_id: str, step: int) -> RunState:
+        """The run as it was at the end of step `step`: what the agent knew before its next model call."""
+        stream = run_stream(run_id)
+        if step < 0:
+            raise RunError(f"run {run_id}: steps start at 0 (the user's message), got {step}")
+        if step == 0:
+            return self.repository.load_at_version(stream, 1)
+        events = self.journal.read_stream(stream)
+        if not events:
+            raise RunError(f"no run {run_id!r} in {self.journal.url}")
+        steps = [e for e in events if e.type == "ModelCalled" or (e.type == "ToolProposed" and e.data["step"] > 0)]
+        last = max((int(e.data["step"]) for e in steps), default=0)
+        if step > last:
+            raise RunError(f"run {run_id} has steps 0..{last}; there is no step {step}")
+        after = next((e.version for e in steps if int(e.data["step"]) > step), events[-1].version + 1)
+        return self.repository.load_at_version(stream, after - 1)
+
     def cancel(self, run_id: str, reason: str = "cancelled", *, by: str | None = None) -> bool:
         """Append RunCancelled unless the run has finished; a worker advancing it stops at its next write.
 

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from agentjournal.agents.agent import Agent
 from agentjournal.agents.approvals import approve, list_approvals, reject
@@ -180,6 +181,42 @@ def runs_resume(
         console.print("no run is waiting to be resumed")
     for result in results:
         _report(result)
+
+
+@runs_app.command("show")
+def runs_show(
+    run_id: Annotated[str, typer.Argument(help="The run, e.g. refund-8842")],
+    step: Annotated[int | None, typer.Option("--step", min=0, help="As it was at the end of this step")] = None,
+) -> None:
+    """What a run knew and did, now or at the end of a step: agent, calls, spend, answer.
+
+    Example: agentjournal runs show refund-8842 --step 2
+    """
+    runtime = Runtime(open_journal())
+    state = runtime.load(run_id) if step is None else runtime.load_at_step(run_id, step)
+    at = (
+        f"at the end of step {step} (version {state.version})" if step is not None else f"now (version {state.version})"
+    )
+    console.print(f"[bold]run {state.run_id}[/bold] {at}: {state.status}", highlight=False)
+    console.print(
+        f"  agent {state.agent} (started by {state.root_agent} v{state.agent_version}, model {state.model}); "
+        f"step {state.step}; {state.tokens} tokens, ${state.cost_usd:.6f}",
+        highlight=False,
+    )
+    console.print(f"  user {state.user_id or '-'} said: {state.input}", highlight=False)
+    for call in state.calls.values():  # one line per call, cut to the terminal's width
+        result = call.get("error") or json.dumps(call.get("output"), sort_keys=True)
+        if call.get("output_ref"):
+            result = f"(stored once as {call['output_ref'][:17]}…)"
+        status = call["status"] if not call.get("decision") else f"{call['status']}, {call['decision']}"
+        line = f"  step {call['step']:>2}  {call['tool']}({json.dumps(call['arguments'])}) [{status}] → {result}"
+        console.print(Text(line), no_wrap=True, overflow="ellipsis")
+    for approval in state.pending_approvals():
+        console.print(f"  waiting for approval {approval['approval_id']} ({approval['tool']})", highlight=False)
+    if state.final_response:
+        console.print(f"  answer: {state.final_response}", highlight=False)
+    if state.reason:
+        console.print(f"  reason: {state.reason}", highlight=False)
 
 
 @runs_app.command("cancel")
