@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
+
+import pytest
 
 from typer.testing import CliRunner
 
@@ -43,10 +46,12 @@ def test_the_demo_runs_offline_and_tells_the_story(tmp_path: Path) -> None:
         assert journal.read_stream("run-ops-7731", backwards=True, limit=1)[0].type == "RunCompleted"
 
 
-def test_the_demo_uses_a_fresh_file_each_time() -> None:
+def test_the_demo_uses_a_fresh_file_each_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the demo's fresh folders go here
     first = CliRunner().invoke(app, ["demo"])
     second = CliRunner().invoke(app, ["demo"])
     assert first.exit_code == 0 and second.exit_code == 0, first.output + second.output
     path = [line for line in first.output.splitlines() if "The journal is" in line]
     other = [line for line in second.output.splitlines() if "The journal is" in line]
     assert path and other and path != other
+    assert len(list(tmp_path.glob("agentjournal-demo-*/demo.db"))) == 2
