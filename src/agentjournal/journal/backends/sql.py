@@ -54,6 +54,8 @@ class SQLJournal(Journal):
 
     dialect: str
     param = "%s"
+    _type_column = "type"
+    """How `read_all(types=...)` names the type column (SQLite overrides it to steer its planner)."""
 
     # ----- dialect hooks ---------------------------------------------------------------
 
@@ -129,7 +131,7 @@ class SQLJournal(Journal):
             conditions.append(f"position > {p}")
             params.append(after)
         if filters.types:
-            conditions.append(f"type IN ({', '.join([p] * len(filters.types))})")
+            conditions.append(f"{self._type_column} IN ({', '.join([p] * len(filters.types))})")
             params.extend(filters.types)
         for column in ("tenant_id", "correlation_id", "causation_id"):
             value = getattr(filters, column)

@@ -32,6 +32,9 @@ class SQLiteJournal(SQLJournal):
     backend_name = "sqlite"
     dialect = "sqlite"
     param = "?"
+    # `+type` keeps SQLite from filtering through the (type, recorded_at) index and then sorting every
+    # match by position for each page; it walks positions instead, which LIMIT bounds.
+    _type_column = "+type"
 
     def __init__(self, path: str, *, synchronous: str = "NORMAL", **options: Any) -> None:
         super().__init__(**options)
