@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from agentjournal.journal import Journal, NewEvent
-from agentjournal.projections import ProjectionError
+from agentjournal.projections import ProjectionError, dead_letters
 from agentjournal.projections.metrics import (
     approvals_queue,
     metric_series,
@@ -170,3 +170,11 @@ def test_durations_and_percentiles() -> None:
     assert percentile([], 50) is None
     assert percentile([1, 2, 3, 4], 50) == 2.5
     assert percentile([10.0], 95) == 10.0
+
+
+def test_a_huge_payload_is_indexed_up_to_the_limit(journal: Journal) -> None:
+    words = " ".join(f"word{n}" for n in range(100_000))  # 988,889 characters: a 1.4 MB tsvector, over the limit
+    journal.append("run-big", [NewEvent("ObservationCaptured", {"text": f"ORD-9999 {words}"})])
+    catch_up_all(journal)
+    assert [hit.stream_id for hit in search(journal, "ORD-9999")] == ["run-big"]
+    assert dead_letters(journal) == []

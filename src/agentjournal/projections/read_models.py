@@ -210,10 +210,14 @@ class SearchProjection(Projection):
         )
 
 
+SEARCH_TEXT_LIMIT = 100_000
+"""Characters of an event indexed for search: PostgreSQL refuses a tsvector over 1 MB."""
+
+
 def searchable_text(event: RecordedEvent) -> str:
     words: list[str] = [event.type, event.stream_id]
     _collect(event.data, words)
-    return " ".join(words)
+    return " ".join(words)[:SEARCH_TEXT_LIMIT]
 
 
 def _collect(value: Any, words: list[str]) -> None:
