@@ -8,7 +8,7 @@ import pytest
 
 from agentjournal.journal import Journal
 from agentjournal.messaging import LeaseRegistry
-from agentjournal.projections import PeriodicJob, Worker, builtin_projections
+from agentjournal.projections import PeriodicJob, RunsProjection, Worker, builtin_projections
 from agentjournal.projections.synthetic import append_runs, synthetic_runs
 
 
@@ -64,3 +64,26 @@ def test_worker_applies_runs_its_jobs_and_releases_its_leases_when_stopped(
     tokens = {info.name: info.token for info in LeaseRegistry(journal).leases()}
     assert tokens["job:alerts"] == 1 and tokens["projection:runs"] == 1
     assert "solo: job broken failed" in caplog.text  # logged; the projections ran on
+
+
+def test_a_projection_no_other_node_can_run_is_not_orphaned(journal: Journal) -> None:
+    with Journal.open(journal.url) as other:
+        everything = Worker(journal, builtin_projections(), node="node-a", ttl=30)
+        only_runs = Worker(other, [RunsProjection()], node="node-b", ttl=30)
+        only_runs.lease_round()  # node-b takes runs, its only projection
+        for _ in range(3):  # node-a: first its fair share (3 of 5), then what nobody else took
+            everything.lease_round()
+            only_runs.lease_round()
+        owners = _owners(journal)
+        assert owners.pop("projection:runs") == "node-b"
+        assert sorted(name for name, owner in owners.items() if name.startswith("projection:")) == [
+            "projection:policy_decisions",
+            "projection:search",
+            "projection:tool_decisions",
+            "projection:tool_usage",
+        ]
+        assert set(_owners(journal).values()) == {"node-a", "node-b"}
+        everything.lease_round()
+        assert len(everything.runners) == 4  # stable: the rescued ones are not handed back and forth
+        everything.release_all()
+        only_runs.release_all()

@@ -60,6 +60,10 @@ class Worker:
         self.job_leases: dict[str, Lease] = {}
         self.node_lease: Lease | None = None
         self._last_round = float("-inf")
+        self._live = 0
+        self._rescued: set[str] = set()
+        """Projections held beyond the fair share because no other node took them."""
+        self._free_before: set[str] = set()
 
     def run(self, stop: Callable[[], bool], *, idle_timeout: float = 1.0) -> None:
         """Loop until `stop()`; a database outage is logged and retried, never fatal."""
@@ -92,19 +96,28 @@ class Worker:
 
         A fair share is ceil(projections / live nodes), where a live node is one whose `node:`
         lease is held: a new node gets work as soon as the others notice it, and a dead node's
-        share is taken over when its leases expire.
+        share is taken over when its leases expire. Nodes may run different sets of projections
+        (`--projection`), so a projection that stays free for a whole round, which no node
+        within its share took, is rescued by any node that can run it, beyond its share.
         """
         self._last_round = time.monotonic()
         self.node_lease = self.leases.acquire(f"{NODE_PREFIX}{self.node}", self.node)
-        live = sum(1 for info in self.leases.leases() if info.held and info.name.startswith(NODE_PREFIX))
+        registry = self.leases.leases()
+        live = sum(1 for info in registry if info.held and info.name.startswith(NODE_PREFIX))
+        if live != self._live:
+            self._live, self._rescued = live, set()  # the cluster changed: rebalance everything
         share = math.ceil(len(self.projections) / max(live, 1))
-        for name in sorted(self.runners, reverse=True)[: max(0, len(self.runners) - share)]:
+        taken = {info.name for info in registry if info.held}
+        free = {name for name in self.projections if lease_name(name) not in taken}
+        shared = sorted((name for name in self.runners if name not in self._rescued), reverse=True)
+        for name in shared[: max(0, len(shared) - share)]:
             self._drop(name)
             logger.info("%s: handed %s over (fair share %d of %d nodes)", self.node, lease_name(name), share, live)
         for name, projection in self.projections.items():
-            if len(self.runners) >= share:
-                break
             if name in self.runners:
+                continue
+            orphan = name in free and name in self._free_before
+            if len(self.runners) - len(self._rescued) >= share and not orphan:
                 continue
             lease = self.leases.acquire(lease_name(name), self.node)
             if lease is not None:
@@ -112,6 +125,9 @@ class Worker:
                 self.runners[name] = ProjectionRunner(
                     self.journal, projection, batch_size=self.batch_size, leases=self.leases, lease=lease
                 )
+                if orphan and len(self.runners) - len(self._rescued) > share:
+                    self._rescued.add(name)
+        self._free_before = free - set(self.runners)
         for job in self.jobs:
             held = self.job_leases.get(job.name)
             try:
@@ -145,6 +161,7 @@ class Worker:
         return moved
 
     def _drop(self, name: str) -> None:
+        self._rescued.discard(name)
         runner = self.runners.pop(name)
         if runner.lease is not None:
             self.leases.release(runner.lease)
