@@ -6,6 +6,7 @@ PostgreSQL and MariaDB, so a journal moved between backends still verifies.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -34,6 +35,7 @@ def canonical_json(value: Any) -> bytes:
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
 
 
+@functools.lru_cache(maxsize=8)  # the events of a batch share one time: format it once
 def format_time(moment: datetime) -> str:
     """UTC with microseconds and a Z, the form that is hashed and sorts as text."""
     if moment.tzinfo is not UTC:

@@ -8,7 +8,8 @@ append leaves no gap. Appends serialize on that row for one round trip and a com
 
 An append is one round trip: BEGIN, the head update (remembering the base position in a
 session variable), the multi-row insert, the stream-head upsert and COMMIT, sent as one
-multi-statement query; plus a read of the stream head unless the stream must be new.
+multi-statement query (split only where a batch outgrows max_allowed_packet). The previous
+hash comes without a lock (see SQLJournal._write).
 """
 
 from __future__ import annotations
@@ -28,9 +29,8 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
     raise ImportError("MySQL/MariaDB support needs the mysql extra: pip install 'agentjournal[mysql]'") from exc
 
 from agentjournal.journal.backends.sql import COLUMNS, SQLJournal, event_row, split_statements
-from agentjournal.journal.base import Build, EventIdTaken
-from agentjournal.journal.envelope import ANY, GENESIS_HASH, ExpectedVersion, RecordedEvent
-from agentjournal.journal.errors import ConcurrencyError, InvalidEventError, JournalConnectionError
+from agentjournal.journal.envelope import RecordedEvent
+from agentjournal.journal.errors import InvalidEventError, JournalConnectionError
 
 _DUPLICATE_KEY = 1062
 _CONNECTION_ERRORS = (2002, 2003, 2006, 2013)
@@ -115,22 +115,10 @@ class MySQLJournal(SQLJournal):
             finally:
                 cursor.close()
 
-    def _write(self, stream_id: str, expected: ExpectedVersion, build: Build) -> list[RecordedEvent]:
-        while True:
-            current, last_hash = (0, GENESIS_HASH) if expected == 0 else self._stream_head(stream_id)
-            self._check_expected(stream_id, expected, current)
-            batch = build(current, last_hash)
-            try:
-                self._insert(stream_id, batch)
-            except pymysql.err.IntegrityError as exc:
-                if exc.args[0] != _DUPLICATE_KEY:
-                    raise
-                if "aj_events_event_id" in str(exc.args[1]):
-                    raise EventIdTaken from None
-                if expected == ANY:
-                    continue  # another writer took this version first; build on top of it
-                raise ConcurrencyError(stream_id, expected, self._stream_head(stream_id)[0]) from None
-            return batch
+    def _clash(self, error: Exception) -> str | None:
+        if not isinstance(error, pymysql.err.IntegrityError) or error.args[0] != _DUPLICATE_KEY:
+            return None
+        return "event_id" if "aj_events_event_id" in str(error.args[1]) else "version"
 
     def _insert(self, stream_id: str, batch: list[RecordedEvent]) -> None:
         with self._connection() as conn:
@@ -153,16 +141,20 @@ class MySQLJournal(SQLJournal):
                 _SAVE_HEAD.format(head),
                 "SELECT @aj_base",
             ]
+            if self._before_commit is None:
+                statements.append("COMMIT")
             cursor = conn.cursor()
             try:
                 for query in self._pack(statements, conn):
                     cursor.execute(query)
-                    while cursor.nextset():  # each statement's result; an error surfaces here
-                        pass
-                base = int(cursor.fetchone()[0])  # the last query ends with SELECT @aj_base
+                    while True:  # each statement's result; an error surfaces here
+                        if cursor.description:
+                            base = int(cursor.fetchone()[0])
+                        if not cursor.nextset():
+                            break
                 if self._before_commit:
                     self._before_commit()
-                cursor.execute("COMMIT")
+                    cursor.execute("COMMIT")
             except BaseException:
                 _rollback(conn)
                 raise

@@ -10,9 +10,8 @@ numbers back, leaving no gap. The cost is that appends serialize on that row; ea
 for one statement and its commit.
 
 An append is one statement (a data-modifying CTE: head, events, stream head, NOTIFY) in
-autocommit mode, plus a read of the stream head unless the stream must be new. Hashes
-need the previous hash, read without a lock: if another writer appended meanwhile, the
-unique (stream_id, version) refuses ours and we report (or, for ANY, retry) the conflict.
+autocommit mode; the arrays of the batch travel in binary, so no payload is escaped. The
+previous hash comes without a lock (see SQLJournal._write).
 """
 
 from __future__ import annotations
@@ -34,9 +33,8 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
     raise ImportError("PostgreSQL support needs the postgres extra: pip install 'agentjournal[postgres]'") from exc
 
 from agentjournal.journal.backends.sql import SQLJournal, text
-from agentjournal.journal.base import Build, EventIdTaken
-from agentjournal.journal.envelope import ANY, GENESIS_HASH, ExpectedVersion, RecordedEvent
-from agentjournal.journal.errors import ConcurrencyError, InvalidEventError, JournalConnectionError
+from agentjournal.journal.envelope import RecordedEvent
+from agentjournal.journal.errors import InvalidEventError, JournalConnectionError
 
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 """Lower case only: PostgreSQL folds an unquoted search_path to lower case."""
@@ -50,10 +48,10 @@ WITH head AS (
     SELECT head.base + e.ord, e.event_id, %(stream_id)s, e.version, e.type, e.schema_version, e.recorded_at,
            e.actor, e.tenant_id, e.correlation_id, e.causation_id, e.traceparent, e.data, e.metadata,
            e.prev_hash, e.hash
-    FROM head, unnest(%(event_ids)s::uuid[], %(versions)s::int[], %(types)s::text[], %(schema_versions)s::int[],
-                      %(recorded_ats)s::timestamptz[], %(actors)s::text[], %(tenant_ids)s::text[],
-                      %(correlation_ids)s::text[], %(causation_ids)s::text[], %(traceparents)s::text[],
-                      %(datas)s::json[], %(metadatas)s::json[], %(prev_hashes)s::text[], %(hashes)s::text[])
+    FROM head, unnest(%(event_ids)b::uuid[], %(versions)b::int[], %(types)b::text[], %(schema_versions)b::int[],
+                      %(recorded_ats)b::timestamptz[], %(actors)b::text[], %(tenant_ids)b::text[],
+                      %(correlation_ids)b::text[], %(causation_ids)b::text[], %(traceparents)b::text[],
+                      %(datas)b::json[], %(metadatas)b::json[], %(prev_hashes)b::text[], %(hashes)b::text[])
          WITH ORDINALITY AS e(event_id, version, type, schema_version, recorded_at, actor, tenant_id, correlation_id,
                               causation_id, traceparent, data, metadata, prev_hash, hash, ord)
     RETURNING 1
@@ -131,20 +129,10 @@ class PostgresJournal(SQLJournal):
         with self._connection() as conn, conn.transaction(), conn.cursor() as cursor:
             yield cursor
 
-    def _write(self, stream_id: str, expected: ExpectedVersion, build: Build) -> list[RecordedEvent]:
-        while True:
-            current, last_hash = (0, GENESIS_HASH) if expected == 0 else self._stream_head(stream_id)
-            self._check_expected(stream_id, expected, current)
-            batch = build(current, last_hash)
-            try:
-                self._insert(stream_id, batch)
-            except pg_errors.UniqueViolation as exc:
-                if exc.diag.constraint_name == "aj_events_event_id_key":
-                    raise EventIdTaken from None
-                if expected == ANY:
-                    continue  # another writer took this version first; build on top of it
-                raise ConcurrencyError(stream_id, expected, self._stream_head(stream_id)[0]) from None
-            return batch
+    def _clash(self, error: Exception) -> str | None:
+        if not isinstance(error, pg_errors.UniqueViolation):
+            return None
+        return "event_id" if error.diag.constraint_name == "aj_events_event_id_key" else "version"
 
     def _insert(self, stream_id: str, batch: list[RecordedEvent]) -> None:
         last = batch[-1]

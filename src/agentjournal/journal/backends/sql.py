@@ -6,16 +6,18 @@ batch takes its positions, how a time is passed, and how a migration file is exe
 
 from __future__ import annotations
 
+import threading
 from abc import abstractmethod
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from importlib import resources
 from typing import Any
 
-from agentjournal.journal.base import Journal, ReadFilter
-from agentjournal.journal.envelope import GENESIS_HASH, RecordedEvent, StreamInfo
-from agentjournal.journal.errors import MigrationError
+from agentjournal.journal.base import Build, EventIdTaken, Journal, ReadFilter
+from agentjournal.journal.envelope import ANY, GENESIS_HASH, ExpectedVersion, RecordedEvent, StreamInfo
+from agentjournal.journal.errors import ConcurrencyError, MigrationError
 
 COLUMNS = (
     "position, event_id, stream_id, version, type, schema_version, recorded_at, actor, tenant_id, "
@@ -49,6 +51,30 @@ def text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
+class StreamHeads:
+    """The (version, last hash) this process last wrote per stream, for the most recent streams."""
+
+    def __init__(self, size: int = 10_000) -> None:
+        self._size = size
+        self._heads: OrderedDict[str, tuple[int, str]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, stream_id: str) -> tuple[int, str] | None:
+        with self._lock:
+            return self._heads.get(stream_id)
+
+    def remember(self, stream_id: str, version: int, last_hash: str) -> None:
+        with self._lock:
+            self._heads[stream_id] = (version, last_hash)
+            self._heads.move_to_end(stream_id)
+            if len(self._heads) > self._size:
+                self._heads.popitem(last=False)
+
+    def forget(self, stream_id: str) -> None:
+        with self._lock:
+            self._heads.pop(stream_id, None)
+
+
 class SQLJournal(Journal):
     """Shared queries; a dialect subclass supplies connections and its differences."""
 
@@ -56,6 +82,10 @@ class SQLJournal(Journal):
     param = "%s"
     _type_column = "type"
     """How `read_all(types=...)` names the type column (SQLite overrides it to steer its planner)."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self._heads = StreamHeads()
 
     # ----- dialect hooks ---------------------------------------------------------------
 
@@ -92,6 +122,50 @@ class SQLJournal(Journal):
 
     @abstractmethod
     def _apply_migration(self, name: str, script: str) -> None: ...
+
+    # ----- writing: optimistic, for the servers (SQLite overrides it with its write lock) ----
+
+    def _write(self, stream_id: str, expected: ExpectedVersion, build: Build) -> list[RecordedEvent]:
+        """Build on the stream head as last seen, without a lock, and let the unique
+        (stream_id, version) refuse the insert if another writer got there first.
+
+        The head is the one this process last wrote when that is what the caller expects
+        (saving a round trip), else it is read. A stale head is harmless: events are immutable,
+        so the only thing it can cause is that refusal, after which the head is read again.
+        """
+        known = self._heads.get(stream_id)
+        while True:
+            if expected == 0:
+                current, last_hash = 0, GENESIS_HASH
+            elif known is not None and expected in (ANY, known[0]):
+                current, last_hash = known
+            else:
+                current, last_hash = self._stream_head(stream_id)
+            known = None
+            self._check_expected(stream_id, expected, current)
+            batch = build(current, last_hash)
+            try:
+                self._insert(stream_id, batch)
+            except Exception as error:
+                clash = self._clash(error)
+                if clash is None:
+                    raise
+                self._heads.forget(stream_id)
+                if clash == "event_id":
+                    raise EventIdTaken from None
+                if expected == ANY:
+                    continue  # another writer took this version first; build on top of it
+                raise ConcurrencyError(stream_id, expected, self._stream_head(stream_id)[0]) from None
+            self._heads.remember(stream_id, batch[-1].version, batch[-1].hash)
+            return batch
+
+    def _insert(self, stream_id: str, batch: list[RecordedEvent]) -> None:
+        """Store the batch in one transaction behind the position counter; set each position."""
+        raise NotImplementedError(f"{type(self).__name__} writes with its own _write")
+
+    def _clash(self, error: Exception) -> str | None:
+        """ "event_id" or "version" when `error` is that unique key refusing an insert, else None."""
+        return None
 
     # ----- queries ----------------------------------------------------------------------
 
