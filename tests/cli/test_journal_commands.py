@@ -384,3 +384,11 @@ def test_export_from_sqlite_import_into_a_server_verifies(
     # and back: the server's export is the same journal, line for line
     again = invoke(server_url, "export")
     assert again.stdout.encode().splitlines() == dump.read_bytes().splitlines()
+
+
+def test_events_shows_data_that_looks_like_markup_as_it_is(invoke: Invoke, sqlite_url: str) -> None:
+    with Journal.open(sqlite_url) as journal:
+        journal.append("odd-1", [NewEvent("Noted", {"text": "[/bold] [red]x"}, actor="[bold]")])
+    result = invoke(sqlite_url, "events", "odd-1")
+    assert result.exit_code == 0, result.output
+    assert "[/bold] [red]x" in result.stdout

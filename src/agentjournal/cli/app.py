@@ -6,16 +6,36 @@ each registers itself on `app` with `@app.command()` and calls one library funct
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from typer.core import TyperGroup
 
 from agentjournal.journal import DEFAULT_URL, Journal, JournalError
 
 console = Console()
 errors = Console(stderr=True)
+
+
+def fail(message: str) -> NoReturn:
+    """One clear line on stderr and exit code 1: how every command reports an error."""
+    errors.print(f"[bold red]error:[/bold red] {escape(message)}", highlight=False, soft_wrap=True)
+    raise typer.Exit(1)
+
+
+def progress_bar(description: str = "{task.description}") -> Progress:
+    """A progress bar on stderr, so it never mixes with data written to stdout."""
+    return Progress(
+        TextColumn(description),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=errors,
+        transient=True,
+    )
 
 
 class _JournalErrorsAsMessages(TyperGroup):
@@ -28,8 +48,7 @@ class _JournalErrorsAsMessages(TyperGroup):
         try:
             return super().invoke(ctx)
         except JournalError as exc:
-            errors.print(f"[bold red]error:[/bold red] {exc}", highlight=False, soft_wrap=True)
-            raise typer.Exit(1) from None
+            fail(str(exc))
 
 
 app = typer.Typer(

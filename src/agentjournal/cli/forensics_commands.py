@@ -20,11 +20,10 @@ import typer
 from rich.markup import escape
 from rich.panel import Panel
 from rich.pretty import Pretty
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.tree import Tree
 
-from agentjournal.cli.app import app, console, errors, open_journal
+from agentjournal.cli.app import app, console, errors, open_journal, progress_bar
 from agentjournal.forensics import (
     BisectResult,
     Chain,
@@ -121,14 +120,7 @@ def _aggregate(path: str | None, stream: str) -> type[Aggregate]:
 @contextmanager
 def _progress(description: str) -> Iterator[Callable[[int, int], None]]:
     """A Rich progress bar on stderr, fed by the library's (done, expected) callbacks."""
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=errors,
-        transient=True,
-    ) as bar:
+    with progress_bar() as bar:
         task = bar.add_task(description, total=None)
 
         def advance(done: int, expected: int) -> None:

@@ -9,43 +9,24 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Annotated, Any, BinaryIO, NoReturn
+from typing import Annotated, Any, BinaryIO
 
 import orjson
 import typer
 from rich import box
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
-from agentjournal.cli.app import app, console, errors, open_journal, settings
+from agentjournal.cli.app import app, console, errors, fail, open_journal, progress_bar, settings
 from agentjournal.journal import InvalidEventError, RecordedEvent, StreamNotFoundError
 from agentjournal.journal.envelope import format_time
-from agentjournal.journal.urls import _connect
+from agentjournal.journal.urls import connect
 from agentjournal.quickstart import write_refund_conversation
 
 PREVIEW_CHARS = 60
 
 JsonLines = Annotated[bool, typer.Option("--json", help="Print JSON Lines (one object per line) instead of a table.")]
 """The shared output option: tables for people, JSON Lines for scripts (`| jq`)."""
-
-
-def _fail(message: str) -> NoReturn:
-    """One clear line on stderr and exit code 1, for errors that are not JournalErrors."""
-    errors.print(f"[bold red]error:[/bold red] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(1)
-
-
-def _progress() -> Progress:
-    """A progress bar on stderr, so it never mixes with data written to stdout."""
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=errors,
-        transient=True,
-    )
 
 
 def _print_json(record: dict[str, Any]) -> None:
@@ -94,7 +75,8 @@ def events_table(events: Sequence[RecordedEvent], title: str | None = None) -> T
         column.justify = "right" if column.header in ("ver", "pos") else "left"
         column.style = "bold" if column.header == "type" else ""
     for event, row in zip(events, rows, strict=True):
-        table.add_row(*row, _preview(event, preview_width))
+        # Text, not str: stored data is shown as it is, never read as Rich markup.
+        table.add_row(*map(Text, row), Text(_preview(event, preview_width)))
     return table
 
 
@@ -122,7 +104,7 @@ def migrate(
     """
     # Connect without migrating (Journal.open would migrate, or refuse a behind schema), so the
     # pending migrations can be listed before, or instead of, applying them.
-    with _connect(settings.db_url) as journal:
+    with connect(settings.db_url) as journal:
         pending = [name for component in MIGRATED_COMPONENTS for name in journal.pending_migrations(*component)]
         if not pending:
             console.print(f"{journal.url}: the schema is up to date")
@@ -245,12 +227,12 @@ def verify(
     journal = open_journal()
     if stream is not None and journal.stream_version(stream) == 0:
         raise StreamNotFoundError(f"stream {stream!r} does not exist")
-    with _progress() as progress:
+    with progress_bar() as progress:
         task = progress.add_task("verifying", total=journal.head_position() if stream is None else None)
         report = journal.verify(stream, progress=lambda checked: progress.update(task, completed=checked))
         progress.update(task, completed=report.events_checked, total=report.events_checked)
     if report.first_broken is not None:
-        _fail(f"broken hash chain at {report.first_broken}")
+        fail(f"broken hash chain at {report.first_broken}")
     console.print(
         f"ok: {report.events_checked} event(s) in {report.streams_checked} stream(s), every hash chain intact"
     )
@@ -271,10 +253,10 @@ def export(
     try:
         sink: BinaryIO = output.open("wb") if output else typer.get_binary_stream("stdout")
     except OSError as exc:
-        _fail(f"cannot write {output}: {exc.strerror}")
+        fail(f"cannot write {output}: {exc.strerror}")
     count = 0
     try:
-        with _progress() as progress:
+        with progress_bar() as progress:
             task = progress.add_task("exporting", total=total)
             for event in journal.iter_all(0, batch_size=5000):
                 sink.write(orjson.dumps(event.to_dict()) + b"\n")
@@ -318,7 +300,7 @@ def import_(
     journal = open_journal()
     with file.open("rb") as lines:
         total = sum(1 for line in lines if line.strip())
-    with _progress() as progress:
+    with progress_bar() as progress:
         task = progress.add_task("importing", total=total)
         count = journal.import_events(_read_export(file), progress=lambda done: progress.update(task, completed=done))
     console.print(f"imported {count} event(s) into {journal.url}")
@@ -335,7 +317,7 @@ def quickstart() -> None:
     console.print(events_table(stored, title=f"{stored[0].stream_id}: a refund handled by two agents"))
     report = journal.verify(stored[0].stream_id)
     if report.first_broken is not None:
-        _fail(f"broken hash chain at {report.first_broken}")
+        fail(f"broken hash chain at {report.first_broken}")
     console.print(
         f"verified: {report.events_checked} events, hash chain intact, in {journal.url}\n"
         f"next: agentjournal events {stored[0].stream_id} · agentjournal tail · agentjournal verify"

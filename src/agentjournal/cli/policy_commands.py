@@ -12,11 +12,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from agentjournal.agents.policy import RELEVANT_EVENT_TYPES, Policy, PolicyError, RunMetrics
-from agentjournal.cli.app import app, console, errors, open_journal
+from agentjournal.cli.app import app, console, fail, open_journal, progress_bar
 
 policy_app = typer.Typer(no_args_is_help=True, help="Policy-as-code files: check one, try a call, judge past runs.")
 app.add_typer(policy_app, name="policy")
@@ -25,16 +24,11 @@ PolicyFile = Annotated[Path, typer.Argument(help="The policy file (YAML)", show_
 _STYLE = {"allow": "green", "deny": "bold red", "require_human_approval": "yellow"}
 
 
-def _fail(message: str) -> typer.Exit:
-    errors.print(f"[bold red]error:[/bold red] {message}", highlight=False, soft_wrap=True, markup=True)
-    return typer.Exit(1)
-
-
 def _load(path: Path) -> Policy:
     try:
         return Policy.load(path)
     except PolicyError as exc:
-        raise _fail(str(exc)) from None
+        fail(str(exc))
 
 
 def _action(action: str | None) -> str:
@@ -65,7 +59,7 @@ def check_command(
         try:
             policy.check_tools(tools)
         except PolicyError as exc:
-            raise _fail(str(exc)) from None
+            fail(str(exc))
     table = Table(title=f"{path}: {len(policy.rules)} rule(s), default {policy.default_action}", title_justify="left")
     table.add_column("line", justify="right")
     table.add_column("rule", overflow="fold")
@@ -96,18 +90,18 @@ def eval_command(
     try:
         parsed: Any = json.loads(arguments)
     except json.JSONDecodeError as exc:
-        raise _fail(f"arguments are not JSON: {exc}") from None
+        fail(f"arguments are not JSON: {exc}")
     if not isinstance(parsed, dict):
-        raise _fail(f"arguments must be a JSON object, got {type(parsed).__name__}")
+        fail(f"arguments must be a JSON object, got {type(parsed).__name__}")
     metrics = RunMetrics()
     for item in metric or []:
         name, _, value = item.partition("=")
         if not RunMetrics.is_known(name.strip()):
-            raise _fail(f"--metric {item!r}: unknown run metric; known: {', '.join(RunMetrics.NAMES)}, calls_<tool>")
+            fail(f"--metric {item!r}: unknown run metric; known: {', '.join(RunMetrics.NAMES)}, calls_<tool>")
         try:
             number = float(value)
         except ValueError:
-            raise _fail(f"--metric {item!r}: expected name=number") from None
+            fail(f"--metric {item!r}: expected name=number")
         name = name.strip()
         if name.startswith("calls_") and name not in RunMetrics.NAMES:
             metrics.calls_by_tool[name.removeprefix("calls_")] = int(number)
@@ -133,9 +127,7 @@ def replay_command(
     policy = _load(path)
     journal = open_journal()
     head = journal.head_position()
-    with Progress(
-        TextColumn("judging past calls"), BarColumn(), MofNCompleteColumn(), console=console, transient=True
-    ) as progress:
+    with progress_bar("judging past calls") as progress:
         task = progress.add_task("replay", total=head)
 
         def relevant() -> Any:

@@ -18,10 +18,9 @@ from typing import Annotated
 
 import typer
 from rich import box
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from agentjournal.cli.app import app, console, errors, open_journal
+from agentjournal.cli.app import app, console, errors, open_journal, progress_bar
 from agentjournal.journal import Journal
 from agentjournal.messaging.leases import DEFAULT_TTL, LeaseRegistry, default_node
 from agentjournal.projections import (
@@ -129,14 +128,7 @@ def projections_rebuild(
         runner = ProjectionRunner(journal, projection, batch_size=batch_size, leases=leases, lease=lease)
         head = journal.head_position()
         started = time.perf_counter()
-        with Progress(
-            TextColumn(f"rebuilding {name}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=errors,
-            transient=True,
-        ) as progress:
+        with progress_bar(f"rebuilding {name}") as progress:
             task = progress.add_task(name, total=head)
             moved = runner.rebuild(lambda position: progress.update(task, completed=min(position, head)))
         elapsed = time.perf_counter() - started

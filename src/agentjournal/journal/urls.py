@@ -14,7 +14,7 @@ SCHEMES = ("sqlite", "postgresql", "postgres", "mysql", "mariadb", "memory")
 
 def open_journal(url: str, *, migrate: bool = True, **options: Any) -> Journal:
     """Open the journal at `url`. With `migrate=False` a journal with pending migrations is refused."""
-    journal = _connect(url, **options)
+    journal = connect(url, **options)
     try:
         if migrate:
             journal.migrate()
@@ -29,7 +29,8 @@ def open_journal(url: str, *, migrate: bool = True, **options: Any) -> Journal:
     return journal
 
 
-def _connect(url: str, **options: Any) -> Journal:
+def connect(url: str, **options: Any) -> Journal:
+    """The journal at `url`, connected but neither migrated nor checked (for `migrate --check`)."""
     if not isinstance(url, str) or "://" not in url:
         raise UnsupportedURLError(f"not a journal URL: {url!r}; expected e.g. {DEFAULT_URL}")
     parts = urlsplit(url)
