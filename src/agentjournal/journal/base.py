@@ -418,6 +418,8 @@ class Journal(ABC):
         return self._fetch_streams(prefix, after, limit)
 
     def _upcast(self, events: list[RecordedEvent]) -> list[RecordedEvent]:
+        if not self.registry.has_upcasters:
+            return events
         upcast = self.registry.upcast
         return [upcast(event) for event in events]
 

@@ -100,6 +100,10 @@ class EventRegistry:
                 f"{model.__class__.__name__} is not a registered event type; register it with EventRegistry.register"
             ) from None
 
+    @property
+    def has_upcasters(self) -> bool:
+        return bool(self._steps)
+
     def upcast(self, event: RecordedEvent) -> RecordedEvent:
         """The event in its current schema; events without upcasters pass through untouched."""
         steps = self._steps.get(event.type)

@@ -95,24 +95,7 @@ class SQLJournal(Journal):
 
     def _decode(self, row: Sequence[Any]) -> RecordedEvent:
         """A row in COLUMNS order as a RecordedEvent (data stays text until it is used)."""
-        return RecordedEvent(
-            position=row[0],
-            event_id=row[1],
-            stream_id=row[2],
-            version=row[3],
-            type=row[4],
-            schema_version=row[5],
-            recorded_at=self._time_value(row[6]),
-            actor=row[7],
-            tenant_id=row[8],
-            correlation_id=row[9],
-            causation_id=row[10],
-            traceparent=row[11],
-            data_json=row[12],
-            metadata_json=row[13],
-            prev_hash=row[14],
-            hash=row[15],
-        )
+        return RecordedEvent.from_row(row, self._time_value(row[6]))
 
     def _time_param(self, moment: datetime) -> Any:
         return moment
