@@ -66,6 +66,25 @@ class ReadFilter:
     until: datetime | None = None
 
 
+class _Where:
+    """Where an event sits in a batch, for error messages: formatted only when one is raised,
+    since building the text for every event of every batch would tax the append path."""
+
+    __slots__ = ("_about", "_event", "_index", "_stream_id", "_total")
+
+    def __init__(self, stream_id: str, index: int, total: int, event: object, about: str = "") -> None:
+        self._stream_id, self._index, self._total, self._event, self._about = stream_id, index, total, event, about
+
+    def about(self, part: str) -> _Where:
+        return _Where(self._stream_id, self._index, self._total, self._event, part)
+
+    def __str__(self) -> str:
+        kind = getattr(self._event, "type", None)
+        named = f" ({kind})" if isinstance(kind, str) and kind.isprintable() and len(kind) <= MAX_TYPE_LENGTH else ""
+        text = f"stream {self._stream_id!r}, event {self._index} of {self._total}{named}"
+        return f"{text}: {self._about}" if self._about else text
+
+
 @dataclass(frozen=True, slots=True)
 class _Pending:
     """A validated event waiting for its version, position, time and hash."""
@@ -156,16 +175,15 @@ class Journal(ABC):
         pending: list[_Pending] = []
         seen_ids: set[str] = set()
         for index, event in enumerate(batch, start=1):
-            where = f"stream {stream_id!r}, event {index} of {len(batch)}"
+            where = _Where(stream_id, index, len(batch), event)
             if not isinstance(event, NewEvent):
                 raise InvalidEventError(f"{where}: expected a NewEvent, got {type(event).__name__}")
-            check_identifier(event.type, f"{where}: event type", MAX_TYPE_LENGTH)
-            where = f"{where} ({event.type})"
+            check_identifier(event.type, where.about("event type"), MAX_TYPE_LENGTH)
             data, schema_version = self._payload(event, where)
             if self.redact is not None:
                 data = self.redact(data)
-            data_json = self._encode(data, f"{where}: data")
-            metadata_json = self._encode(event.metadata, f"{where}: metadata")
+            data_json = self._encode(data, where.about("data"))
+            metadata_json = self._encode(event.metadata, where.about("metadata"))
             size = len(data_json) + len(metadata_json)
             if size > self.max_payload_bytes:
                 raise InvalidEventError(
@@ -173,7 +191,7 @@ class Journal(ABC):
                 )
             for name in ("actor", "tenant_id", "correlation_id", "causation_id", "traceparent"):
                 if getattr(event, name) is not None:
-                    check_identifier(getattr(event, name), f"{where}: {name}", MAX_ENVELOPE_FIELD_LENGTH)
+                    check_identifier(getattr(event, name), where.about(name), MAX_ENVELOPE_FIELD_LENGTH)
             event_id = self._event_id(event.event_id, where)
             if event_id in seen_ids:
                 raise InvalidEventError(f"{where}: event id {event_id} appears twice in the batch")
@@ -196,7 +214,7 @@ class Journal(ABC):
             )
         return pending
 
-    def _payload(self, event: NewEvent, where: str) -> tuple[dict[str, Any], int]:
+    def _payload(self, event: NewEvent, where: _Where) -> tuple[dict[str, Any], int]:
         if isinstance(event.data, BaseModel):
             registered = self.registry.type_of(event.data)
             if registered != event.type:
@@ -221,7 +239,7 @@ class Journal(ABC):
         return data, event.schema_version
 
     @staticmethod
-    def _encode(value: dict[str, Any], where: str) -> bytes:
+    def _encode(value: dict[str, Any], where: object) -> bytes:
         try:
             encoded = canonical_json(value)
         except (TypeError, orjson.JSONEncodeError) as exc:
@@ -232,7 +250,7 @@ class Journal(ABC):
         return encoded
 
     @staticmethod
-    def _event_id(given: str | None, where: str) -> str:
+    def _event_id(given: str | None, where: object) -> str:
         if given is None:
             return uuid7()
         try:

@@ -44,7 +44,8 @@ def format_time(moment: datetime) -> str:
     return moment.isoformat(timespec="microseconds").removesuffix("+00:00") + "Z"
 
 
-def check_identifier(value: object, what: str, max_length: int) -> str:
+def check_identifier(value: object, what: object, max_length: int) -> str:
+    """`value` as a valid id; `what` names it in the error (any object that prints as text)."""
     if not isinstance(value, str) or not value:
         raise InvalidEventError(f"{what} must be a non-empty string, got {value!r}")
     if len(value) > max_length:
