@@ -135,17 +135,19 @@ def test_two_workers_share_the_projections_and_one_takes_over_when_the_other_die
         a = processes.worker(url, "node-a")
         processes.worker(url, "node-b")
         logs = lambda: processes.log("node-a") + processes.log("node-b")  # noqa: E731
+        fair = [everything // 2, everything - everything // 2]
+
+        def shares() -> list[int]:
+            taken = list(owners(journal).values())
+            return sorted(taken.count(node) for node in ("node-a", "node-b"))
+
+        # The first node takes everything; the second gets its fair share over the next lease rounds.
         wait_until(
-            lambda: len(owners(journal)) == everything and set(owners(journal).values()) == {"node-a", "node-b"},
+            lambda: len(owners(journal)) == everything and shares() == fair,
             20,
-            "both nodes run a share of the projections",
+            "both nodes run a fair share of the projections",
             logs,
         )
-        shares = list(owners(journal).values())
-        assert sorted(shares.count(node) for node in ("node-a", "node-b")) == [
-            everything // 2,
-            everything - everything // 2,
-        ]
         a.send_signal(signal.SIGKILL)
         a.wait(timeout=10)
         took = wait_until(
