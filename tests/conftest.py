@@ -7,11 +7,14 @@ A backend whose server cannot be reached fails under CI=true and skips (saying w
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner, Result
 
+from agentjournal.cli import main  # noqa: F401  (registers every command module)
+from agentjournal.cli.app import app, close_journal, console, errors
 from agentjournal.testing import databases
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -76,3 +79,20 @@ def sql_journal_url(request: pytest.FixtureRequest) -> str:
 def sqlite_or_postgres_url(request: pytest.FixtureRequest) -> str:
     """For higher layers, tested at least on SQLite and PostgreSQL."""
     return _backend_url(request, request.param)
+
+
+@pytest.fixture
+def invoke(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Result]]:
+    """`invoke(url, "events", "run-1")` runs one `agentjournal` command in process against the
+    journal at `url`, on a wide console so that tables do not wrap."""
+    monkeypatch.setattr(console, "width", 220)
+    monkeypatch.setattr(errors, "width", 220)
+    runner = CliRunner()
+
+    def run(url: str, *args: str, input: str | None = None) -> Result:
+        try:
+            return runner.invoke(app, ["--db", url, *args], input=input)
+        finally:
+            close_journal()
+
+    yield run

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import sys
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import orjson
@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from agentjournal.cli import main  # noqa: F401  (registers every command module)
-from agentjournal.cli.app import app, close_journal, console, errors
+from agentjournal.cli.app import app
 from agentjournal.forensics import default_explanation, explainers
 from agentjournal.journal import Journal, NewEvent
 
@@ -23,21 +23,6 @@ Invoke = Callable[..., Result]
 LEDGER = f"{Ledger.__module__}:Ledger"
 RULE = f"{PricesInBounds.__module__}:PricesInBounds"
 COMMANDS = ("state", "explain", "bisect", "regrade", "lineage", "whatif", "audit", "invariants")
-
-
-@pytest.fixture
-def invoke(monkeypatch: pytest.MonkeyPatch) -> Iterator[Invoke]:
-    monkeypatch.setattr(console, "width", 220)
-    monkeypatch.setattr(errors, "width", 220)
-    runner = CliRunner()
-
-    def run(url: str, *args: str) -> Result:
-        try:
-            return runner.invoke(app, ["--db", url, *args])
-        finally:
-            close_journal()
-
-    yield run
 
 
 @pytest.fixture

@@ -2,36 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner, Result
+from typer.testing import Result
 
 from agentjournal.cli import main  # noqa: F401  (registers every command module)
-from agentjournal.cli.app import app, close_journal, console, errors
 from agentjournal.journal import Journal
 from agentjournal.messaging import LeaseRegistry
 
 from .projection_helpers import catch_up_all, refund_run, store_run
 
 Invoke = Callable[..., Result]
-
-
-@pytest.fixture
-def invoke(monkeypatch: pytest.MonkeyPatch) -> Iterator[Invoke]:
-    monkeypatch.setattr(console, "width", 200)
-    monkeypatch.setattr(errors, "width", 200)
-    runner = CliRunner()
-
-    def run(url: str, *args: str) -> Result:
-        try:
-            return runner.invoke(app, ["--db", url, *args])
-        finally:
-            close_journal()
-
-    yield run
 
 
 @pytest.fixture
