@@ -28,3 +28,6 @@ class TestMemoryJournal(JournalConformance):
 
     def tamper_delete(self, journal: Journal, event: RecordedEvent) -> None:
         pytest.skip("the memory backend derives a stream's head from its events, so a deletion leaves no trace")
+
+    def tamper_set_closed(self, journal: Journal, stream_id: str, closed_at_version: int | None) -> None:
+        pytest.skip("the memory backend derives a stream's closed state from its last event, so it cannot disagree")

@@ -22,6 +22,7 @@ from pydantic import BaseModel
 from agentjournal.journal.context import EventContext, current_context, current_traceparent, event_context
 from agentjournal.journal.envelope import (
     ANY,
+    CLOSES_STREAM,
     DEFAULT_MAX_PAYLOAD_BYTES,
     GENESIS_HASH,
     MAX_ENVELOPE_FIELD_LENGTH,
@@ -42,6 +43,7 @@ from agentjournal.journal.errors import (
     DuplicateEventError,
     EventNotFoundError,
     InvalidEventError,
+    StreamClosedError,
 )
 from agentjournal.journal.ids import uuid7
 from agentjournal.journal.registry import EventRegistry
@@ -155,7 +157,7 @@ class Journal(ABC):
         pending = self._prepare(stream_id, batch)
         try:
             stored = self._write(stream_id, expected_version, self._builder(stream_id, pending))
-        except (ConcurrencyError, EventIdTaken) as conflict:
+        except (ConcurrencyError, EventIdTaken, StreamClosedError) as conflict:
             retry = self._find_retry(stream_id, pending)
             if retry is not None:
                 return retry
@@ -183,7 +185,15 @@ class Journal(ABC):
             if self.redact is not None:
                 data = self.redact(data)
             data_json = self._encode(data, where.about("data"))
-            metadata_json = self._encode(event.metadata, where.about("metadata"))
+            metadata = event.metadata
+            if event.closes_stream is not False or CLOSES_STREAM in metadata:
+                metadata = self._closing_metadata(event, where)
+                if metadata.get(CLOSES_STREAM) is True and index < len(batch):
+                    raise InvalidEventError(
+                        f"stream {stream_id!r}: event {index} of {len(batch)} closes the stream; "
+                        "nothing may follow it in the batch"
+                    )
+            metadata_json = self._encode(metadata, where.about("metadata"))
             size = len(data_json) + len(metadata_json)
             if size > self.max_payload_bytes:
                 raise InvalidEventError(
@@ -237,6 +247,22 @@ class Journal(ABC):
         ):
             raise InvalidEventError(f"{where}: schema_version must be an integer >= 1, got {event.schema_version!r}")
         return data, event.schema_version
+
+    @staticmethod
+    def _closing_metadata(event: NewEvent, where: _Where) -> dict[str, Any]:
+        """The metadata with the closing flag merged in (it is hashed and exported with the event)."""
+        if not isinstance(event.closes_stream, bool):
+            raise InvalidEventError(f"{where}: closes_stream must be True or False, got {event.closes_stream!r}")
+        flagged = event.metadata.get(CLOSES_STREAM, event.closes_stream)
+        if not isinstance(flagged, bool):
+            raise InvalidEventError(
+                f"{where.about(f'metadata {CLOSES_STREAM!r}')} must be true or false, got {flagged!r}"
+            )
+        if event.closes_stream and not flagged:
+            raise InvalidEventError(f"{where}: closes_stream=True, but its metadata says {CLOSES_STREAM!r}: false")
+        if event.closes_stream and CLOSES_STREAM not in event.metadata:
+            return {**event.metadata, CLOSES_STREAM: True}
+        return event.metadata
 
     @staticmethod
     def _encode(value: dict[str, Any], where: object) -> bytes:
@@ -337,7 +363,11 @@ class Journal(ABC):
         batch: list[RecordedEvent] = []
         for number, record in enumerate(records, start=1):
             event = _event_from_export(record, number)
-            if batch and (event.stream_id != batch[-1].stream_id or event.version != batch[-1].version + 1):
+            if batch and (
+                event.stream_id != batch[-1].stream_id
+                or event.version != batch[-1].version + 1
+                or batch[-1].closes_stream  # what follows a closing event is refused, as an append would be
+            ):
                 count += self._import_batch(batch)
                 if progress:
                     progress(count)
@@ -431,6 +461,15 @@ class Journal(ABC):
         check_identifier(stream_id, "stream id", MAX_STREAM_ID_LENGTH)
         return self._stream_head(stream_id)[0]
 
+    def _stream_closed(self, stream_id: str, closed_at: int | None = None) -> StreamClosedError:
+        """The refusal of an append to a closed stream, naming the closing event (reads: refusal path only)."""
+        if closed_at is None:
+            version, _, closed_at = self._stream_head(stream_id)
+            if closed_at is None:  # reopened since the database refused the append
+                closed_at = version
+        closing = self._fetch_stream(stream_id, closed_at, closed_at, False, 1)
+        return StreamClosedError(stream_id, closed_at, closing[0].type if closing else None)
+
     def streams(self, prefix: str = "", *, after: str = "", limit: int = 1000) -> list[StreamInfo]:
         """Streams in id order, optionally only those starting with `prefix`, after `after`."""
         return self._fetch_streams(prefix, after, limit)
@@ -446,17 +485,18 @@ class Journal(ABC):
     def verify(self, stream_id: str | None = None, *, progress: Callable[[int], None] | None = None) -> VerifyReport:
         """Recompute every hash chain; report the first broken link in position order.
 
-        Also checks that each stream's recorded head (version and last hash) matches its last
-        event, which catches events deleted from the end of a stream.
+        Also checks that each stream's recorded head (version, last hash and closed state)
+        matches its last event, which catches events deleted from the end of a stream and a
+        closed stream reopened behind the journal's back.
         """
-        heads: dict[str, tuple[int, str]] = {}
+        heads: dict[str, tuple[int, str, bool]] = {}
         checked = 0
         events = (
             iter(self._fetch_stream(stream_id, 1, None, False, None)) if stream_id is not None else self._scan_raw()
         )
         for event in events:
             checked += 1
-            version, last_hash = heads.get(event.stream_id, (0, GENESIS_HASH))
+            version, last_hash, closed = heads.get(event.stream_id, (0, GENESIS_HASH, False))
             reason = None
             if event.version != version + 1:
                 reason = f"version {event.version} follows version {version}"
@@ -464,21 +504,29 @@ class Journal(ABC):
                 reason = "prev_hash does not match the hash of the previous event"
             elif event.compute_hash() != event.hash:
                 reason = "the stored hash does not match the event's content (the row was changed)"
+            elif closed:
+                reason = f"version {event.version} follows version {version}, which closed the stream"
             if reason:
                 return VerifyReport(
                     len(heads), checked, BrokenLink(event.stream_id, event.version, event.position, reason)
                 )
-            heads[event.stream_id] = (event.version, event.hash)
+            heads[event.stream_id] = (event.version, event.hash, event.closes_stream)
             if progress and checked % 10_000 == 0:
                 progress(checked)
         names = [stream_id] if stream_id is not None else [info.stream_id for info in self._all_streams()]
         for name in names:
-            recorded_version, recorded_hash = self._stream_head(name)
-            version, last_hash = heads.get(name, (0, GENESIS_HASH))
+            recorded_version, recorded_hash, recorded_closed_at = self._stream_head(name)
+            version, last_hash, closed = heads.get(name, (0, GENESIS_HASH, False))
             if (recorded_version, recorded_hash) != (version, last_hash):
                 reason = f"the stream head says version {recorded_version}, but its events end at version {version}"
                 if recorded_version == version:
                     reason = "the stream head's hash does not match its last event"
+                return VerifyReport(len(heads), checked, BrokenLink(name, version, 0, reason))
+            if recorded_closed_at != (version if closed else None):
+                if closed:
+                    reason = f"the stream head says it is open, but its last event (version {version}) closed it"
+                else:
+                    reason = f"the stream head says version {recorded_closed_at} closed it, but its last event is open"
                 return VerifyReport(len(heads), checked, BrokenLink(name, version, 0, reason))
         return VerifyReport(len(heads), checked, None)
 
@@ -554,7 +602,9 @@ class Journal(ABC):
     def _write(self, stream_id: str, expected: ExpectedVersion, build: Build) -> list[RecordedEvent]:
         """Atomically: check `expected` against the stream, build the batch, give it positions
         that follow every committed position, and store it. Raises ConcurrencyError on a version
-        clash and EventIdTaken on an event id clash, storing nothing."""
+        clash, EventIdTaken on an event id clash and StreamClosedError when the stream is closed
+        (whatever `expected` says), storing nothing. When the batch's last event closes the
+        stream (`closes_stream`; no other event of a batch can), the stream head records it."""
 
     @abstractmethod
     def _fetch_stream(
@@ -571,8 +621,9 @@ class Journal(ABC):
     def _fetch_streams(self, prefix: str, after: str, limit: int) -> list[StreamInfo]: ...
 
     @abstractmethod
-    def _stream_head(self, stream_id: str) -> tuple[int, str]:
-        """(version, last hash) of a stream; (0, GENESIS_HASH) when it does not exist."""
+    def _stream_head(self, stream_id: str) -> tuple[int, str, int | None]:
+        """(version, last hash, closing version or None) of a stream; (0, GENESIS_HASH, None) when it
+        does not exist."""
 
     @abstractmethod
     def _head_position(self) -> int: ...

@@ -58,7 +58,11 @@ def check_identifier(value: object, what: object, max_length: int) -> str:
 
 @dataclass(frozen=True, slots=True)
 class NewEvent:
-    """An event to append. Envelope fields left as None come from the ambient context."""
+    """An event to append. Envelope fields left as None come from the ambient context.
+
+    `closes_stream=True` makes it the stream's last event: every later append to the stream is
+    refused (StreamClosedError). The flag is stored, hashed and exported in the metadata.
+    """
 
     type: str
     data: dict[str, Any] | BaseModel = field(default_factory=dict)
@@ -70,6 +74,13 @@ class NewEvent:
     correlation_id: str | None = None
     causation_id: str | None = None
     traceparent: str | None = None
+    closes_stream: bool = False
+
+
+CLOSES_STREAM: Final = "closes_stream"
+"""The metadata key that marks an event as the last one of its stream."""
+_CLOSES_KEY_TEXT: Final = f'"{CLOSES_STREAM}"'
+_CLOSES_KEY_BYTES: Final = _CLOSES_KEY_TEXT.encode()
 
 
 class RecordedEvent:
@@ -176,6 +187,14 @@ class RecordedEvent:
         if self._metadata is None:
             self._metadata = orjson.loads(self.metadata_json)
         return self._metadata
+
+    @property
+    def closes_stream(self) -> bool:
+        """True when this event closed its stream (nothing can be appended after it)."""
+        raw = self.metadata_json
+        if not (_CLOSES_KEY_TEXT in raw if isinstance(raw, str) else _CLOSES_KEY_BYTES in raw):
+            return False  # most events: no decoding
+        return self.metadata.get(CLOSES_STREAM) is True
 
     def with_data(self, data: dict[str, Any], schema_version: int) -> RecordedEvent:
         """A copy carrying upcast data; it hashes and exports as the stored original."""

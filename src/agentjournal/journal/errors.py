@@ -17,6 +17,20 @@ class ConcurrencyError(JournalError):
         super().__init__(f"stream {stream_id!r}: expected version {expected}, but the stream is at version {actual}")
 
 
+class StreamClosedError(JournalError):
+    """The stream was closed by its last event; nothing was stored, and retrying cannot help.
+
+    Not a ConcurrencyError on purpose: reloading the stream and appending again is refused the same way.
+    """
+
+    def __init__(self, stream_id: str, closed_at_version: int, closing_type: str | None = None) -> None:
+        self.stream_id = stream_id
+        self.closed_at_version = closed_at_version
+        self.closing_type = closing_type
+        closing = f"version {closed_at_version}" + (f" ({closing_type})" if closing_type else "")
+        super().__init__(f"stream {stream_id!r} is closed: {closing} closed it; nothing can be appended after it")
+
+
 class DuplicateEventError(JournalError):
     """An event id is already stored with different content (or only part of a batch is)."""
 

@@ -104,6 +104,9 @@ class EventRegistry:
     def has_upcasters(self) -> bool:
         return bool(self._steps)
 
+    def has_upcaster(self, type: str, from_version: int) -> bool:
+        return from_version in self._steps.get(type, {})
+
     def upcast(self, event: RecordedEvent) -> RecordedEvent:
         """The event in its current schema; events without upcasters pass through untouched."""
         steps = self._steps.get(event.type)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from agentjournal.journal.base import Journal
 from agentjournal.journal.errors import MigrationError, UnsupportedURLError
+
+if TYPE_CHECKING:  # the backends import it; this module stays light for the CLI's start-up
+    from agentjournal.journal.base import Journal
 
 DEFAULT_URL = "sqlite:///./agentjournal.db"
 SCHEMES = ("sqlite", "postgresql", "postgres", "mysql", "mariadb", "memory")

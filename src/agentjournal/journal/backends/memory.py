@@ -8,6 +8,7 @@ from datetime import datetime
 
 from agentjournal.journal.base import Build, EventIdTaken, Journal, ReadFilter
 from agentjournal.journal.envelope import GENESIS_HASH, ExpectedVersion, RecordedEvent, StreamInfo
+from agentjournal.journal.errors import StreamClosedError
 
 
 class MemoryJournal(Journal):
@@ -25,6 +26,8 @@ class MemoryJournal(Journal):
     def _write(self, stream_id: str, expected: ExpectedVersion, build: Build) -> list[RecordedEvent]:
         with self._lock:
             stream = self._streams.get(stream_id, [])
+            if stream and stream[-1].closes_stream:  # before the version check: retrying cannot help
+                raise StreamClosedError(stream_id, stream[-1].version, stream[-1].type)
             self._check_expected(stream_id, expected, len(stream))
             batch = build(len(stream), stream[-1].hash if stream else GENESIS_HASH)
             if any(event.event_id in self._ids for event in batch):
@@ -73,9 +76,12 @@ class MemoryJournal(Journal):
             for name in chosen
         ]
 
-    def _stream_head(self, stream_id: str) -> tuple[int, str]:
+    def _stream_head(self, stream_id: str) -> tuple[int, str, int | None]:
+        """Derived from the events: a closed stream is one whose last event closed it."""
         stream = self._streams.get(stream_id)
-        return (len(stream), stream[-1].hash) if stream else (0, GENESIS_HASH)
+        if not stream:
+            return 0, GENESIS_HASH, None
+        return len(stream), stream[-1].hash, stream[-1].version if stream[-1].closes_stream else None
 
     def _head_position(self) -> int:
         return len(self._events)

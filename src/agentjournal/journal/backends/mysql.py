@@ -28,15 +28,25 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
     raise ImportError("MySQL/MariaDB support needs the mysql extra: pip install 'agentjournal[mysql]'") from exc
 
-from agentjournal.journal.backends.sql import COLUMNS, SQLJournal, event_row, split_statements
+from agentjournal.journal.backends.sql import (
+    CLOSED_STREAM_MESSAGE,
+    COLUMNS,
+    SQLJournal,
+    closing_version,
+    event_row,
+    split_statements,
+)
 from agentjournal.journal.envelope import RecordedEvent
 from agentjournal.journal.errors import InvalidEventError, JournalConnectionError
 
 _DUPLICATE_KEY = 1062
+_SIGNALED = 1644
+"""ER_SIGNAL_EXCEPTION: a trigger's SIGNAL SQLSTATE '45000' (the closed-stream trigger's is CLOSED_STREAM_MESSAGE)."""
 _CONNECTION_ERRORS = (2002, 2003, 2006, 2013)
 _SAVE_HEAD = (
-    "INSERT INTO aj_streams (stream_id, version, last_hash, created_at, updated_at) VALUES ({}) "
-    "ON DUPLICATE KEY UPDATE version = VALUES(version), last_hash = VALUES(last_hash), updated_at = VALUES(updated_at)"
+    "INSERT INTO aj_streams (stream_id, version, last_hash, created_at, updated_at, closed_at_version) VALUES ({}) "
+    "ON DUPLICATE KEY UPDATE version = VALUES(version), last_hash = VALUES(last_hash), "
+    "updated_at = VALUES(updated_at), closed_at_version = coalesce(closed_at_version, VALUES(closed_at_version))"
 )
 
 
@@ -116,6 +126,12 @@ class MySQLJournal(SQLJournal):
                 cursor.close()
 
     def _clash(self, error: Exception) -> str | None:
+        if (
+            isinstance(error, pymysql.err.OperationalError)
+            and error.args[0] == _SIGNALED
+            and str(error.args[-1]).startswith(CLOSED_STREAM_MESSAGE)
+        ):
+            return "closed"
         if not isinstance(error, pymysql.err.IntegrityError) or error.args[0] != _DUPLICATE_KEY:
             return None
         return "event_id" if "aj_events_event_id" in str(error.args[1]) else "version"
@@ -132,7 +148,14 @@ class MySQLJournal(SQLJournal):
             last = batch[-1]
             head = ",".join(
                 escape(value)
-                for value in (stream_id, last.version, last.hash, _naive(last.recorded_at), _naive(last.recorded_at))
+                for value in (
+                    stream_id,
+                    last.version,
+                    last.hash,
+                    _naive(last.recorded_at),
+                    _naive(last.recorded_at),
+                    closing_version(batch),
+                )
             )
             statements = [
                 "BEGIN",

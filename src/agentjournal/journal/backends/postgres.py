@@ -12,6 +12,13 @@ for one statement and its commit.
 An append is one statement (a data-modifying CTE: head, events, stream head, NOTIFY) in
 autocommit mode; the arrays of the batch travel in binary, so no payload is escaped. The
 previous hash comes without a lock (see SQLJournal._write).
+
+Closed streams: the sub-statements of that CTE run in no promised order, and the trigger
+that refuses rows past a stream's closing version (0002_closed_streams.sql) can see the
+stream-head upsert of its own statement. So the trigger compares versions instead of
+refusing any closed head, and the upsert never changes a closed_at_version already set:
+either way the trigger sees the version the stream was closed at before this statement,
+or this batch's own closing version, which none of its rows is past.
 """
 
 from __future__ import annotations
@@ -32,12 +39,15 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
     raise ImportError("PostgreSQL support needs the postgres extra: pip install 'agentjournal[postgres]'") from exc
 
-from agentjournal.journal.backends.sql import SQLJournal, text
+from agentjournal.journal.backends.sql import SQLJournal, closing_version, text
 from agentjournal.journal.envelope import RecordedEvent
 from agentjournal.journal.errors import InvalidEventError, JournalConnectionError
 
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 """Lower case only: PostgreSQL folds an unquoted search_path to lower case."""
+
+_STREAM_CLOSED = "23J01"
+"""The SQLSTATE of the closed-stream trigger (class 23, integrity constraint violation)."""
 
 _APPEND = """
 WITH head AS (
@@ -56,10 +66,11 @@ WITH head AS (
                               causation_id, traceparent, data, metadata, prev_hash, hash, ord)
     RETURNING 1
 ), stream AS (
-    INSERT INTO aj_streams (stream_id, version, last_hash, created_at, updated_at)
-    VALUES (%(stream_id)s, %(last_version)s, %(last_hash)s, %(updated_at)s, %(updated_at)s)
+    INSERT INTO aj_streams (stream_id, version, last_hash, created_at, updated_at, closed_at_version)
+    VALUES (%(stream_id)s, %(last_version)s, %(last_hash)s, %(updated_at)s, %(updated_at)s, %(closed_at_version)s)
     ON CONFLICT (stream_id) DO UPDATE
-        SET version = excluded.version, last_hash = excluded.last_hash, updated_at = excluded.updated_at
+        SET version = excluded.version, last_hash = excluded.last_hash, updated_at = excluded.updated_at,
+            closed_at_version = coalesce(aj_streams.closed_at_version, excluded.closed_at_version)
 )
 SELECT base, pg_notify(%(channel)s, (base + %(count)s)::text) FROM head
 """
@@ -130,6 +141,8 @@ class PostgresJournal(SQLJournal):
             yield cursor
 
     def _clash(self, error: Exception) -> str | None:
+        if isinstance(error, psycopg.IntegrityError) and error.sqlstate == _STREAM_CLOSED:
+            return "closed"
         if not isinstance(error, pg_errors.UniqueViolation):
             return None
         return "event_id" if error.diag.constraint_name == "aj_events_event_id_key" else "version"
@@ -156,6 +169,7 @@ class PostgresJournal(SQLJournal):
             "last_version": last.version,
             "last_hash": last.hash,
             "updated_at": last.recorded_at,
+            "closed_at_version": closing_version(batch),
             "channel": self.notify_channel,
         }
         with self._connection() as conn:

@@ -51,6 +51,16 @@ def text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
+CLOSED_STREAM_MESSAGE = "agentjournal: the stream is closed"
+"""How the closed-stream trigger's error begins on every dialect (0002_closed_streams.sql)."""
+
+
+def closing_version(batch: list[RecordedEvent]) -> int | None:
+    """What the stream head's closed_at_version becomes: only a batch's last event can close it."""
+    last = batch[-1]
+    return last.version if last.closes_stream else None
+
+
 class StreamHeads:
     """The (version, last hash) this process last wrote per stream, for the most recent streams."""
 
@@ -115,6 +125,15 @@ class SQLJournal(Journal):
         The head is the one this process last wrote when that is what the caller expects
         (saving a round trip), else it is read. A stale head is harmless: events are immutable,
         so the only thing it can cause is that refusal, after which the head is read again.
+
+        Closed streams: the database refuses them, not this code (a head read here that says
+        closed only refuses sooner). The closing event and its stream head's closed_at_version
+        commit in one transaction, and the trigger refuses a row whose version is past it. A
+        writer that builds version N+1 has read version N, so if N closed the stream, the
+        trigger (reading after that commit: the head read came first, and on the servers the
+        trigger runs behind the position-counter lock) sees it and refuses. A writer racing the
+        closer for the same version N is refused by the unique (stream_id, version) key, reads
+        the head again, and finds the stream closed. No lock beyond the insert's own is needed.
         """
         known = self._heads.get(stream_id)
         while True:
@@ -123,7 +142,9 @@ class SQLJournal(Journal):
             elif known is not None and expected in (ANY, known[0]):
                 current, last_hash = known
             else:
-                current, last_hash = self._stream_head(stream_id)
+                current, last_hash, closed_at = self._stream_head(stream_id)
+                if closed_at is not None:
+                    raise self._stream_closed(stream_id, closed_at)
             known = None
             self._check_expected(stream_id, expected, current)
             batch = build(current, last_hash)
@@ -134,11 +155,16 @@ class SQLJournal(Journal):
                 if clash is None:
                     raise
                 self._heads.forget(stream_id)
+                if clash == "closed":
+                    raise self._stream_closed(stream_id) from None
                 if clash == "event_id":
                     raise EventIdTaken from None
                 if expected == ANY:
                     continue  # another writer took this version first; build on top of it
-                raise ConcurrencyError(stream_id, expected, self._stream_head(stream_id)[0]) from None
+                version, _, closed_at = self._stream_head(stream_id)
+                if closed_at is not None:  # it was closed meanwhile: say so, since retrying cannot help
+                    raise self._stream_closed(stream_id, closed_at) from None
+                raise ConcurrencyError(stream_id, expected, version) from None
             self._heads.remember(stream_id, batch[-1].version, batch[-1].hash)
             return batch
 
@@ -147,7 +173,8 @@ class SQLJournal(Journal):
         raise NotImplementedError(f"{type(self).__name__} writes with its own _write")
 
     def _clash(self, error: Exception) -> str | None:
-        """ "event_id" or "version" when `error` is that unique key refusing an insert, else None."""
+        """ "event_id" or "version" when `error` is that unique key refusing an insert, "closed" when
+        it is the closed-stream trigger refusing it, else None."""
         return None
 
     # ----- queries ----------------------------------------------------------------------
@@ -228,9 +255,11 @@ class SQLJournal(Journal):
             for name, version, created, updated in self._rows(sql, params)
         ]
 
-    def _stream_head(self, stream_id: str) -> tuple[int, str]:
-        rows = self._rows(f"SELECT version, last_hash FROM aj_streams WHERE stream_id = {self.param}", [stream_id])
-        return (rows[0][0], rows[0][1]) if rows else (0, GENESIS_HASH)
+    def _stream_head(self, stream_id: str) -> tuple[int, str, int | None]:
+        rows = self._rows(
+            f"SELECT version, last_hash, closed_at_version FROM aj_streams WHERE stream_id = {self.param}", [stream_id]
+        )
+        return (rows[0][0], rows[0][1], rows[0][2]) if rows else (0, GENESIS_HASH, None)
 
     def _head_position(self) -> int:
         return int(self._rows("SELECT coalesce(max(position), 0) FROM aj_events")[0][0])

@@ -15,16 +15,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from agentjournal.journal.backends.sql import COLUMNS, SQLJournal, event_row
+from agentjournal.journal.backends.sql import CLOSED_STREAM_MESSAGE, COLUMNS, SQLJournal, closing_version, event_row
 from agentjournal.journal.base import Build, EventIdTaken
 from agentjournal.journal.envelope import GENESIS_HASH, ExpectedVersion, RecordedEvent, format_time
 from agentjournal.journal.errors import JournalConnectionError, MigrationError
 
 _INSERT = f"INSERT INTO aj_events ({COLUMNS}) VALUES ({', '.join(['?'] * 16)})"
 _SAVE_HEAD = (
-    "INSERT INTO aj_streams (stream_id, version, last_hash, created_at, updated_at) VALUES (?, ?, ?, ?, ?) "
+    "INSERT INTO aj_streams (stream_id, version, last_hash, created_at, updated_at, closed_at_version) "
+    "VALUES (?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, last_hash = excluded.last_hash, "
-    "updated_at = excluded.updated_at"
+    "updated_at = excluded.updated_at, "
+    "closed_at_version = coalesce(aj_streams.closed_at_version, excluded.closed_at_version)"
 )
 
 
@@ -100,9 +102,11 @@ class SQLiteJournal(SQLJournal):
             conn.execute("BEGIN IMMEDIATE")
             try:
                 row = conn.execute(
-                    "SELECT version, last_hash FROM aj_streams WHERE stream_id = ?", (stream_id,)
+                    "SELECT version, last_hash, closed_at_version FROM aj_streams WHERE stream_id = ?", (stream_id,)
                 ).fetchone()
-                current, last_hash = row or (0, GENESIS_HASH)
+                current, last_hash, closed_at = row or (0, GENESIS_HASH, None)
+                if closed_at is not None:  # read under the write lock: the trigger would refuse it anyway
+                    raise self._stream_closed(stream_id, closed_at)
                 self._check_expected(stream_id, expected, current)
                 batch = build(current, last_hash)
                 position = conn.execute("SELECT coalesce(max(position), 0) FROM aj_events").fetchone()[0]
@@ -113,12 +117,16 @@ class SQLiteJournal(SQLJournal):
                     rows.append(event_row(event, format_time(event.recorded_at)))
                 conn.executemany(_INSERT, rows)
                 now = format_time(batch[-1].recorded_at)
-                conn.execute(_SAVE_HEAD, (stream_id, batch[-1].version, batch[-1].hash, now, now))
+                conn.execute(
+                    _SAVE_HEAD, (stream_id, batch[-1].version, batch[-1].hash, now, now, closing_version(batch))
+                )
                 if self._before_commit:
                     self._before_commit()
                 conn.execute("COMMIT")
             except sqlite3.IntegrityError as exc:
                 conn.execute("ROLLBACK")
+                if str(exc).startswith(CLOSED_STREAM_MESSAGE):
+                    raise self._stream_closed(stream_id) from None
                 if "event_id" in str(exc):
                     raise EventIdTaken from None
                 raise

@@ -14,6 +14,7 @@ The class is not named Test*, so pytest never collects it by itself.
 from __future__ import annotations
 
 from .async_api import AsyncConformance
+from .closing import ClosingConformance
 from .integrity import IntegrityConformance
 from .ordering import OrderingConformance
 from .reads import ReadConformance
@@ -31,6 +32,7 @@ class JournalConformance(
     IntegrityConformance,
     StampingConformance,
     StatefulConformance,
+    ClosingConformance,
     AsyncConformance,
 ):
     """Every behaviour the journal promises, on whichever backend `journal_url` names."""

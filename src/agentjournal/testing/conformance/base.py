@@ -78,6 +78,16 @@ class ConformanceBase:
             cursor.execute(f"DELETE FROM aj_events WHERE position = {sql.param}", (event.position,))
             assert cursor.rowcount == 1
 
+    def tamper_set_closed(self, journal: Journal, stream_id: str, closed_at_version: int | None) -> None:
+        """Reopen a closed stream (None), or mark an open one closed, in its head row."""
+        sql = self.sql_journal(journal)
+        p = sql.param
+        with sql.transaction() as cursor:
+            cursor.execute(
+                f"UPDATE aj_streams SET closed_at_version = {p} WHERE stream_id = {p}", (closed_at_version, stream_id)
+            )
+            assert cursor.rowcount == 1
+
     def stored_json(self, journal: SQLJournal, value: bytes) -> Any:
         """Canonical JSON as the data column's driver parameter."""
         return value.decode()
