@@ -90,3 +90,38 @@ def weekday_of(when: datetime) -> str:
 
 
 weekday_tool = tool(name="weekday", sandboxed=True, timeout_s=20)(weekday_of)
+
+
+@tool(sandboxed=True, timeout_s=20)
+def template_pid() -> int:
+    """The pid of the process that forked this call's process: the sandbox's template."""
+    return os.getppid()
+
+
+@tool(sandboxed=True, timeout_s=20)
+def echo(value: int) -> int:
+    return value
+
+
+@tool(sandboxed=True, timeout_s=20)
+def crash(message: str) -> str:
+    """Dies without a result, after printing `message` (if any) to stderr."""
+    if message:
+        print(message, file=sys.stderr, flush=True)
+    os._exit(3)
+
+
+@tool(sandboxed=True, timeout_s=20)
+def secret_sources(name: str) -> dict[str, object]:
+    """Every place the tool could find the parent's environment variable `name`."""
+
+    def environ_of(pid: str) -> str:
+        with open(f"/proc/{pid}/environ", "rb") as file:
+            return file.read().replace(b"\0", b"\n").decode("utf-8", "replace")
+
+    return {
+        "os.environ": os.environ.get(name),
+        "/proc/self/environ": environ_of("self"),
+        "/proc/<template>/environ": environ_of(str(os.getppid())),
+        "template_pid": os.getppid(),
+    }

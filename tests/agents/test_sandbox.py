@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
 import time
+import warnings
 from pathlib import Path
 
+import orjson
 import pytest
 
+from agentjournal.agents import sandbox
 from agentjournal.agents import tools as tools_module
-from agentjournal.agents.sandbox import SandboxLimits
+from agentjournal.agents.sandbox import SandboxLimits, SandboxOutcome, run_sandboxed
 from agentjournal.agents.tools import Observation, execute, tool
 
 from . import _sandbox_tools as tools
@@ -126,3 +135,163 @@ def test_limits_are_checked(options: dict[str, float], message: str) -> None:
 
 def test_a_tool_bound_to_another_name_gets_python_values() -> None:
     assert run(tools.weekday_tool, {"when": "2026-11-22T12:00:00Z"}).output == "Sunday"
+
+
+# ----- the template: no warning, no secret, concurrency, death, fork, exit -------------------------
+
+
+def sandboxed(module: str, qualname: str, timeout_s: float = 20) -> SandboxOutcome:
+    return asyncio.run(run_sandboxed(module, qualname, {}, timeout_s=timeout_s, limits=SandboxLimits()))
+
+
+def test_a_failure_quotes_no_runtime_warning() -> None:
+    observation = run(tools.crash, {"message": ""})
+    assert observation.error_type == "sandbox_error"
+    assert "RuntimeWarning" not in (observation.error or "")
+    assert observation.error == "the tool process exited with code 3 and no result: "  # nothing on its stderr
+
+
+def test_a_failure_quotes_exactly_what_the_tool_printed() -> None:
+    observation = run(tools.crash, {"message": "the disk is full\nsee the log"})
+    assert observation.error == "the tool process exited with code 3 and no result: the disk is full\nsee the log"
+
+
+def test_no_secret_of_the_parent_in_the_tool_or_its_template(monkeypatch: pytest.MonkeyPatch) -> None:
+    secret = "sk-parent-secret-7f3a"
+    monkeypatch.setenv("AGENTJOURNAL_TEST_SECRET", secret)
+    old_template = run(tools.template_pid, {}).output
+    os.kill(old_template, signal.SIGKILL)  # so the next call starts a template while the secret is set
+    observation = run(tools.secret_sources, {"name": "AGENTJOURNAL_TEST_SECRET"})
+    assert observation.ok, observation
+    sources = observation.output
+    assert sources.pop("template_pid") != old_template
+    assert sources["os.environ"] is None
+    assert "PATH=" in sources["/proc/<template>/environ"]  # it could be read, and holds no secret
+    for where, text in sources.items():
+        assert secret not in (text or ""), where
+
+
+def test_twenty_calls_from_four_concurrent_tasks() -> None:
+    async def task(first: int) -> list[Observation]:
+        return [await execute(tools.echo, {"value": first + n}, idempotency_key="k") for n in range(5)]
+
+    async def main() -> list[list[Observation]]:
+        return await asyncio.gather(*(task(100 * t) for t in range(4)))
+
+    results = asyncio.run(main())
+    assert [[o.output for o in observations] for observations in results] == [
+        [100 * t + n for n in range(5)] for t in range(4)
+    ]
+    assert all(o.ok for observations in results for o in observations)
+
+
+def test_calls_from_several_threads_each_with_its_own_loop() -> None:
+    outputs: dict[int, list[object]] = {}
+
+    def worker(index: int) -> None:
+        outputs[index] = [run(tools.echo, {"value": index * 10 + n}).output for n in range(4)]
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert outputs == {i: [i * 10 + n for n in range(4)] for i in range(3)}
+
+
+def test_a_killed_template_is_replaced_by_the_next_call() -> None:
+    first = run(tools.template_pid, {}).output
+    os.kill(first, signal.SIGKILL)
+    second = run(tools.template_pid, {})
+    assert second.ok, second
+    assert second.output != first
+    assert run(tools.echo, {"value": 7}).output == 7
+
+
+def test_a_forked_parent_starts_its_own_template() -> None:
+    parent_template = run(tools.template_pid, {}).output
+    read_end, write_end = os.pipe()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # a multi-threaded parent (3.12+)
+        pid = os.fork()
+    if pid == 0:  # the forked child: one sandboxed call, its answer on the pipe, no pytest teardown
+        code = 1
+        try:
+            observation = run(tools.template_pid, {})
+            os.write(write_end, orjson.dumps(observation.to_dict()))
+            sandbox._shutdown()
+            code = 0
+        except BaseException as exc:
+            os.write(write_end, orjson.dumps({"exception": repr(exc)}))
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as answer:
+        reply = orjson.loads(answer.read() or b"{}")
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, reply
+    assert reply["ok"], reply
+    assert reply["output"] != parent_template  # its own template, not a share of the parent's
+    assert run(tools.template_pid, {}).output == parent_template  # and the parent's is untouched
+
+
+def test_a_module_that_cannot_be_imported_is_a_sandbox_error_and_the_template_survives(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "sandbox_broken_module.py").write_text("raise RuntimeError('broken at import')\n")
+    (tmp_path / "sandbox_exiting_module.py").write_text("import sys\nsys.exit(4)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    template = run(tools.template_pid, {}).output
+    missing = sandboxed("sandbox_no_such_module", "f")
+    assert missing.error_type == "sandbox_error"
+    assert "cannot import sandbox_no_such_module.f: No module named 'sandbox_no_such_module'" in (missing.error or "")
+    broken = sandboxed("sandbox_broken_module", "f")
+    assert broken == SandboxOutcome(
+        False, None, "sandbox_error", "cannot import sandbox_broken_module.f: RuntimeError: broken at import"
+    )
+    assert sandboxed("sandbox_exiting_module", "f").error_type == "sandbox_error"
+    assert "has no attribute 'nope'" in (sandboxed(tools.__name__, "nope").error or "")
+    assert run(tools.template_pid, {}).output == template
+
+
+def test_an_import_that_hangs_is_a_timeout_and_the_template_is_replaced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "sandbox_hanging_module.py").write_text("import time\ntime.sleep(60)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    template = run(tools.template_pid, {}).output
+    started = time.monotonic()
+    outcome = sandboxed("sandbox_hanging_module", "f", timeout_s=1)
+    assert outcome == SandboxOutcome(False, None, "timeout", "killed after 1 s of wall-clock time")
+    assert time.monotonic() - started < 5
+    replaced = run(tools.template_pid, {})
+    assert replaced.ok, replaced
+    assert replaced.output != template
+
+
+def test_interpreter_exit_leaves_no_process_and_no_warning() -> None:
+    root = Path(__file__).resolve().parents[2]
+    script = textwrap.dedent(
+        f"""
+        import asyncio, sys
+        sys.path.insert(0, {str(root)!r})
+        from agentjournal.agents.tools import execute
+        from tests.agents import _sandbox_tools as tools
+
+        async def main():
+            hung = asyncio.create_task(execute(tools.hang, {{"seconds": 60}}, idempotency_key="k"))
+            observation = await execute(tools.template_pid, {{}}, idempotency_key="k")
+            print(observation.output, flush=True)
+            hung.cancel()
+
+        asyncio.run(main())
+        """
+    )
+    started = time.monotonic()
+    command = [sys.executable, "-X", "dev", "-W", "error", "-c", script]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    assert time.monotonic() - started < 20
+    template = int(done.stdout.strip())
+    assert not Path(f"/proc/{template}").exists(), "the template outlived the interpreter that started it"
