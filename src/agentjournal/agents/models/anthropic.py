@@ -1,16 +1,22 @@
 """The Anthropic adapter: the Messages API with tool use, token usage and cost (extra `anthropic`).
 
 Tool results of one turn go back as one user message of `tool_result` blocks, as the API
-requires. Pass `http_client=` an AsyncClient of the httpx the SDK uses (or a ready `client`)
-to route requests anywhere, e.g. a mock transport in tests.
+requires. Clients are kept as in the OpenAI adapter: one per event loop (`PerLoop`), built from
+the settings given here or copied from a ready `client=` with a connection pool of its own; a
+ready `http_client=` (an AsyncClient of the httpx the SDK uses), or a `client=` holding one,
+serves only the first loop it is used on, and a function returning a new one serves them all.
+Connection failures surface as ConnectionError (the runtime retries them), the rest as ModelError.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 try:
     import anthropic
+    from anthropic._base_client import AsyncHttpxClientWrapper  # the pool the SDK makes when given none
+    from anthropic.types import Message as AnthropicMessage
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError(
         "the Anthropic adapter needs the `anthropic` extra: pip install 'agentjournal[anthropic]'"
@@ -23,30 +29,89 @@ from agentjournal.agents.models.base import (
     ModelError,
     ModelRequest,
     ModelResponse,
+    PerLoop,
     ToolCall,
     check_real_request,
 )
 from agentjournal.agents.models.prices import cost_usd
 
 DEFAULT_MAX_TOKENS = 4096
+_ANOTHER_LOOP = "belongs to the event loop it was first used on, and this request runs on another one"
 
 
 class AnthropicModel(Model):
+    """`client` and `http_client` take a ready object or a function that returns a new one.
+
+    `api_key`, `base_url`, `timeout` (seconds) and `max_retries` build the SDK client (left out,
+    the SDK's defaults hold); with `client=` they are not used.
+    """
+
     def __init__(
         self,
         name: str,
         *,
-        client: anthropic.AsyncAnthropic | None = None,
+        client: anthropic.AsyncAnthropic | Callable[[], anthropic.AsyncAnthropic] | None = None,
         api_key: str | None = None,
         base_url: str | None = None,
         http_client: Any = None,
+        timeout: float | None = None,
+        max_retries: int | None = None,
         max_tokens: int = DEFAULT_MAX_TOKENS,
         temperature: float | None = None,
     ) -> None:
         self.name = name
-        self.client = client or anthropic.AsyncAnthropic(api_key=api_key, base_url=base_url, http_client=http_client)
         self.max_tokens = max_tokens
         self.temperature = temperature
+        self._first: tuple[anthropic.AsyncAnthropic, bool] | None
+        self._next: Callable[[], anthropic.AsyncAnthropic]
+        if isinstance(client, anthropic.AsyncAnthropic):
+            ready = client
+            self._first, self._next = (ready, False), lambda: self._copy(ready)
+        elif client is not None:
+            self._first, self._next = None, client
+        else:
+            settings: dict[str, Any] = {"api_key": api_key, "base_url": base_url}
+            if timeout is not None:
+                settings["timeout"] = timeout
+            if max_retries is not None:
+                settings["max_retries"] = max_retries
+
+            def build() -> anthropic.AsyncAnthropic:
+                # Our own pool rather than the SDK's, whose __del__ would close it on whatever loop runs then.
+                pool = http_client() if callable(http_client) else anthropic.DefaultAsyncHttpxClient()
+                return anthropic.AsyncAnthropic(**settings, http_client=pool)
+
+            # The first client is built now, as before, so that bad settings fail here, not at a request.
+            if http_client is None or callable(http_client):
+                self._first, self._next = (build(), True), build
+            else:  # a ready http_client stays the caller's: not closed here, and of no use on another loop
+                self._first = (anthropic.AsyncAnthropic(**settings, http_client=http_client), False)
+                self._next = self._refuse_http_client
+        self._clients = PerLoop(self._client_for_loop, _close)
+
+    def _client_for_loop(self) -> tuple[anthropic.AsyncAnthropic, bool]:
+        """The first loop gets the client at hand (then forgotten, so it can go with its loop), others `_next`."""
+        first, self._first = self._first, None
+        return first if first is not None else (self._next(), True)
+
+    def _copy(self, client: anthropic.AsyncAnthropic) -> anthropic.AsyncAnthropic:
+        """The client with a new connection pool (`copy()` alone would share the old one)."""
+        if not isinstance(client._client, AsyncHttpxClientWrapper):
+            raise ModelError(
+                f"Anthropic {self.name}: the client passed to AnthropicModel holds its own http_client, which "
+                f"{_ANOTHER_LOOP} (each Runtime.run_sync starts a new event loop); pass client= a function "
+                "that returns a new AsyncAnthropic, or the settings (api_key=, base_url=, http_client= a function "
+                "that returns a new httpx AsyncClient)"
+            )
+        pool = anthropic.DefaultAsyncHttpxClient(base_url=client.base_url, timeout=client.timeout)
+        return client.copy(http_client=pool)
+
+    def _refuse_http_client(self) -> anthropic.AsyncAnthropic:
+        raise ModelError(
+            f"Anthropic {self.name}: the http_client passed to AnthropicModel {_ANOTHER_LOOP} (each "
+            "Runtime.run_sync starts a new event loop); pass http_client= a function that returns a new httpx "
+            "AsyncClient, e.g. http_client=lambda: httpx.AsyncClient(...)"
+        )
 
     async def request(self, request: ModelRequest) -> ModelResponse:
         check_real_request("Anthropic")
@@ -59,17 +124,26 @@ class AnthropicModel(Model):
         if self.temperature is not None:
             options["temperature"] = self.temperature
         try:
-            reply = await self.client.messages.create(
+            client = await self._clients.get()
+            reply = await client.messages.create(
                 model=self.name,
                 max_tokens=self.max_tokens,
                 system=request.instructions,
                 messages=_messages(request.messages),  # type: ignore[arg-type]
                 **options,
             )
-        except anthropic.APIConnectionError as exc:
-            raise ConnectionError(f"Anthropic: {exc}") from exc
+            return self._response(reply)
+        except ModelError:
+            raise
+        except (anthropic.APIConnectionError, OSError) as exc:
+            cause = f" ({type(exc.__cause__).__name__}: {exc.__cause__})" if exc.__cause__ else ""
+            raise ConnectionError(f"Anthropic {self.name}: {exc}{cause}") from exc
         except anthropic.APIError as exc:
             raise ModelError(f"Anthropic {self.name}: {exc}") from exc
+        except Exception as exc:
+            raise ModelError(f"Anthropic {self.name}: unexpected {type(exc).__name__}: {exc}") from exc
+
+    def _response(self, reply: AnthropicMessage) -> ModelResponse:
         texts: list[str] = []
         calls: list[ToolCall] = []
         for block in reply.content:
@@ -88,6 +162,10 @@ class AnthropicModel(Model):
             cost_usd=cost_usd(model, input_tokens, output_tokens),
             model=model,
         )
+
+
+async def _close(client: anthropic.AsyncAnthropic) -> None:
+    await client.close()
 
 
 def _messages(messages: list[Message]) -> list[dict[str, Any]]:

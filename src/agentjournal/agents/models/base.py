@@ -10,17 +10,21 @@ dicts, and the tools the model may call. Messages use three shapes::
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import threading
+import weakref
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import contextmanager, suppress
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import orjson
 
 Message = dict[str, Any]
+ClientT = TypeVar("ClientT")
 
 
 class ModelError(Exception):
@@ -150,3 +154,49 @@ class Model(ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r})"
+
+
+class PerLoop(Generic[ClientT]):
+    """One SDK client per running event loop, made there on first use and closed when that loop ends.
+
+    An SDK client's connection pool belongs to the event loop it first ran on, and `asyncio.run`
+    (so every `Runtime.run_sync`) starts a new loop. `make()` returns a client for the current
+    loop and whether this object owns it. Closing rides on `loop.shutdown_asyncgens()`, which
+    `asyncio.run` calls while the loop still runs: each client is held by a suspended async
+    generator whose `finally` closes it if owned and forgets it. A loop closed without that step
+    (`run_until_complete`, then `close()`) cannot close anything any more: its entry is dropped
+    at the next request and its client left to the garbage collector. Entries are keyed weakly
+    by the loop, so finished loops leave nothing behind.
+    """
+
+    def __init__(self, make: Callable[[], tuple[ClientT, bool]], close: Callable[[ClientT], Awaitable[None]]) -> None:
+        self._make = make
+        self._close = close
+        self._lock = threading.Lock()  # loops in other threads may ask at the same time
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[ClientT, AsyncIterator[None]]] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    async def get(self) -> ClientT:
+        loop = asyncio.get_running_loop()
+        entry = self._clients.get(loop)
+        if entry is not None:
+            return entry[0]
+        with self._lock:
+            for closed in [other for other in self._clients if other.is_closed()]:
+                del self._clients[closed]
+            client, owned = self._make()
+            keeper = self._keep(client, owned)
+            self._clients[loop] = (client, keeper)
+        await keeper.__anext__()  # runs to the `yield`, which registers the generator with this loop
+        return client
+
+    async def _keep(self, client: ClientT, owned: bool) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._clients.pop(asyncio.get_running_loop(), None)
+            if owned:
+                with suppress(Exception):  # the loop is ending: nobody is left to tell
+                    await self._close(client)

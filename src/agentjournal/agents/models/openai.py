@@ -1,17 +1,27 @@
 """The OpenAI adapter: Chat Completions with tool calls, token usage and cost (extra `openai`).
 
-Pass `http_client=` an AsyncClient of the httpx the SDK uses (or a ready `client`) to route
-requests anywhere, e.g. a mock transport in tests. Connection failures surface as ConnectionError, which the
-runtime retries with backoff; other API errors as ModelError.
+An SDK client's connection pool belongs to one event loop, and every `Runtime.run_sync` starts a
+new one, so the adapter keeps one client per loop (`PerLoop`): built from the settings given
+here, or, for a ready `client=`, a copy of it with a connection pool of its own. What cannot be
+rebuilt for another loop, a ready `http_client=` (an AsyncClient of the httpx the SDK uses) or a
+`client=` holding one, serves the first loop it is used on; on any other the request fails with
+a ModelError that says to pass a function returning a new one instead, which is called once per
+loop. Clients the adapter made are closed when their loop ends; the ones passed in are yours.
+
+Connection failures surface as ConnectionError, which the runtime retries with backoff; every
+other failure, from the API or from inside the SDK, as a ModelError naming the model.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 try:
     import openai
+    from openai._base_client import AsyncHttpxClientWrapper  # the pool the SDK makes when given none
+    from openai.types.chat import ChatCompletion
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("the OpenAI adapter needs the `openai` extra: pip install 'agentjournal[openai]'") from exc
 
@@ -22,28 +32,88 @@ from agentjournal.agents.models.base import (
     ModelError,
     ModelRequest,
     ModelResponse,
+    PerLoop,
     ToolCall,
     check_real_request,
 )
 from agentjournal.agents.models.prices import cost_usd
 
+_ANOTHER_LOOP = "belongs to the event loop it was first used on, and this request runs on another one"
+
 
 class OpenAIModel(Model):
+    """`client` and `http_client` take a ready object or a function that returns a new one.
+
+    `api_key`, `base_url`, `timeout` (seconds) and `max_retries` build the SDK client (left out,
+    the SDK's defaults hold); with `client=` they are not used.
+    """
+
     def __init__(
         self,
         name: str,
         *,
-        client: openai.AsyncOpenAI | None = None,
+        client: openai.AsyncOpenAI | Callable[[], openai.AsyncOpenAI] | None = None,
         api_key: str | None = None,
         base_url: str | None = None,
         http_client: Any = None,
+        timeout: float | None = None,
+        max_retries: int | None = None,
         max_tokens: int | None = None,
         temperature: float | None = None,
     ) -> None:
         self.name = name
-        self.client = client or openai.AsyncOpenAI(api_key=api_key, base_url=base_url, http_client=http_client)
         self.max_tokens = max_tokens
         self.temperature = temperature
+        self._first: tuple[openai.AsyncOpenAI, bool] | None
+        self._next: Callable[[], openai.AsyncOpenAI]
+        if isinstance(client, openai.AsyncOpenAI):
+            ready = client
+            self._first, self._next = (ready, False), lambda: self._copy(ready)
+        elif client is not None:
+            self._first, self._next = None, client
+        else:
+            settings: dict[str, Any] = {"api_key": api_key, "base_url": base_url}
+            if timeout is not None:
+                settings["timeout"] = timeout
+            if max_retries is not None:
+                settings["max_retries"] = max_retries
+
+            def build() -> openai.AsyncOpenAI:
+                # Our own pool rather than the SDK's, whose __del__ would close it on whatever loop runs then.
+                pool = http_client() if callable(http_client) else openai.DefaultAsyncHttpxClient()
+                return openai.AsyncOpenAI(**settings, http_client=pool)
+
+            # The first client is built now, as before, so that missing credentials fail here, not at a request.
+            if http_client is None or callable(http_client):
+                self._first, self._next = (build(), True), build
+            else:  # a ready http_client stays the caller's: not closed here, and of no use on another loop
+                self._first = (openai.AsyncOpenAI(**settings, http_client=http_client), False)
+                self._next = self._refuse_http_client
+        self._clients = PerLoop(self._client_for_loop, _close)
+
+    def _client_for_loop(self) -> tuple[openai.AsyncOpenAI, bool]:
+        """The first loop gets the client at hand (then forgotten, so it can go with its loop), others `_next`."""
+        first, self._first = self._first, None
+        return first if first is not None else (self._next(), True)
+
+    def _copy(self, client: openai.AsyncOpenAI) -> openai.AsyncOpenAI:
+        """The client with a new connection pool (`copy()` alone would share the old one)."""
+        if not isinstance(client._client, AsyncHttpxClientWrapper):
+            raise ModelError(
+                f"OpenAI {self.name}: the client passed to OpenAIModel holds its own http_client, which "
+                f"{_ANOTHER_LOOP} (each Runtime.run_sync starts a new event loop); pass client= a function "
+                "that returns a new AsyncOpenAI, or the settings (api_key=, base_url=, http_client= a function "
+                "that returns a new httpx AsyncClient)"
+            )
+        pool = openai.DefaultAsyncHttpxClient(base_url=client.base_url, timeout=client.timeout)
+        return client.copy(http_client=pool)
+
+    def _refuse_http_client(self) -> openai.AsyncOpenAI:
+        raise ModelError(
+            f"OpenAI {self.name}: the http_client passed to OpenAIModel {_ANOTHER_LOOP} (each Runtime.run_sync "
+            "starts a new event loop); pass http_client= a function that returns a new httpx AsyncClient, "
+            "e.g. http_client=lambda: httpx.AsyncClient(...)"
+        )
 
     async def request(self, request: ModelRequest) -> ModelResponse:
         check_real_request("OpenAI")
@@ -64,15 +134,24 @@ class OpenAIModel(Model):
             options["temperature"] = self.temperature
         messages = [{"role": "system", "content": request.instructions}, *map(_message, request.messages)]
         try:
-            completion = await self.client.chat.completions.create(
+            client = await self._clients.get()
+            completion = await client.chat.completions.create(
                 model=self.name,
                 messages=messages,  # type: ignore[arg-type]
                 **options,
             )
-        except openai.APIConnectionError as exc:
-            raise ConnectionError(f"OpenAI: {exc}") from exc
+            return self._response(completion)
+        except ModelError:
+            raise
+        except (openai.APIConnectionError, OSError) as exc:
+            cause = f" ({type(exc.__cause__).__name__}: {exc.__cause__})" if exc.__cause__ else ""
+            raise ConnectionError(f"OpenAI {self.name}: {exc}{cause}") from exc
         except openai.APIError as exc:
             raise ModelError(f"OpenAI {self.name}: {exc}") from exc
+        except Exception as exc:
+            raise ModelError(f"OpenAI {self.name}: unexpected {type(exc).__name__}: {exc}") from exc
+
+    def _response(self, completion: ChatCompletion) -> ModelResponse:
         if not completion.choices:
             raise ModelError(f"OpenAI {self.name}: the reply has no choices")
         reply = completion.choices[0].message
@@ -100,6 +179,10 @@ class OpenAIModel(Model):
             cost_usd=cost_usd(model, input_tokens, output_tokens),
             model=model,
         )
+
+
+async def _close(client: openai.AsyncOpenAI) -> None:
+    await client.close()
 
 
 def _message(message: Message) -> dict[str, Any]:
