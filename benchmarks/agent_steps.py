@@ -137,7 +137,7 @@ def measure_agentjournal(backend: str, url: str, steps: int, state_step: int) ->
     result = runtime.run_sync(agent, "go", run_id="bench")
     assert result.status == "completed", result.reason
     figures = _per_step(clock, started, steps)
-    wire = [result.state.render(m, runtime.blobs.get) for m in result.state.messages[1:]]
+    wire = [result.state.wire(m, runtime.blobs.get) for m in result.state.messages[1:]]
     message_bytes = sum(len(canonical_json(m)) for m in wire)
     events = journal.read_stream("run-bench")
     at_step = next(

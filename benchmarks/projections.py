@@ -34,12 +34,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from agentjournal.journal import Journal, NewEvent, RecordedEvent
+from agentjournal.journal import Journal, RecordedEvent
 from agentjournal.projections import ProjectionRunner, RunsProjection, Tx
 from agentjournal.projections.metrics import percentile
-from agentjournal.projections.synthetic import append_runs, synthetic_runs
 from agentjournal.projections.waiting import waiter_for
 from agentjournal.testing import databases
+from agentjournal.testing.synthetic import append_runs, copy_of, synthetic_runs
 
 console = Console()
 if not console.is_terminal:
@@ -162,8 +162,7 @@ def lag(journal: Journal, sizes: Sizes, label: str) -> tuple[float, float, int]:
                     run = next(runs)
                     stream, pending = run.stream_id, iter(run.events)
                     continue
-                kind, data, _ = event
-                journal.append(stream, [NewEvent(kind, data)])
+                journal.append(stream, [copy_of(event)])
                 appended += 1
                 progress.update(task, completed=appended)
                 time.sleep(max(0.0, began + appended * interval - time.perf_counter()))

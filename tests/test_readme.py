@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -68,3 +69,18 @@ def test_every_journal_command_is_in_the_readme() -> None:
     assert len(names) == 8
     missing = [name for name in names if not re.search(rf"agentjournal (--db \S+ )?{name}\b", TEXT)]
     assert not missing, f"journal commands not shown in README.md: {missing}"
+
+
+def test_the_forensics_shell_examples_work_on_the_python_examples_journal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, invoke: Any
+) -> None:
+    """`state run-2 --at 31` as printed: run-2 is the example's own stream, not a run of the contract."""
+    [(code, line)] = [(code, line) for _, code, line in BLOCKS if "PriceQuoted" in code]
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, f"README.md:{line}", "exec"), {"__name__": "readme_example"})
+    url = f"sqlite:///{tmp_path / 'forensics.db'}"
+    state = invoke(url, "state", "run-2", "--at", "31")
+    assert state.exit_code == 0, state.output
+    assert "run-2 at version 31 (StreamSummary)" in state.output and "-1.0" in state.output
+    explained = invoke(url, "explain", "run-2", "--from", "28", "--to", "32")
+    assert explained.exit_code == 0 and "None" not in explained.output

@@ -88,6 +88,14 @@ def agent(script: Any, *, policy: Policy | None = None, name: str = "tester", **
     return Agent(name, "You test the runtime.", ScriptedModel(script, **options), tools=ALL_TOOLS, policy=policy)
 
 
+EXTERNAL = call("send_email", recipient="partner@example.org", subject="stuck orders", body="please check")
+
+
+def tester_agents() -> list[Agent]:
+    """The agents the CLI tests resume runs with (`--agents agents._run_helpers:tester_agents`)."""
+    return [agent(lambda request: "resumed", name="tester")]
+
+
 def seed_policy() -> Policy:
     return Policy.load(seed_policy_path())
 

@@ -15,12 +15,14 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from agentjournal.agents import ApprovalError, Runtime, approve, list_approvals, ready_runs, reject
+from agentjournal.agents import ApprovalError, Runtime, approve, list_approvals, reject
 from agentjournal.agents.demo import OPS_REQUEST, agents
-from agentjournal.agents.events import ToolApproved
 from agentjournal.agents.runtime import RunError
 from agentjournal.cli.main import app
-from agentjournal.journal import Journal, NewEvent
+from agentjournal.journal import Journal
+from agentjournal.projections.queries import runs_to_resume
+from agentjournal.runs import new_event
+from agentjournal.runs.events import ToolApproved
 
 from ._run_helpers import EFFECTS, agent, call, fresh_effects, of_type, runtime, seed_policy, types
 
@@ -39,7 +41,7 @@ def waiting_run(journal: Journal, run_id: str = "held", **options: Any) -> tuple
     rt = runtime(journal, tester, **options)
     result = rt.run_sync(tester, "tell the partner", run_id=run_id, tenant_id="acme")
     assert result.status == "waiting_approval"
-    return rt, result.pending_approvals[0]["approval_id"]
+    return rt, result.pending_approvals[0].approval_id
 
 
 def test_an_approved_call_runs_once_with_the_arguments_shown(journal: Journal) -> None:
@@ -49,12 +51,12 @@ def test_an_approved_call_runs_once_with_the_arguments_shown(journal: Journal) -
     assert [(a.approval_id, a.tool, a.arguments["recipient"]) for a in pending] == [
         (approval_id, "send_email", "partner@example.org")
     ]
-    assert ready_runs(journal) == []
+    assert runs_to_resume(journal) == []
     decided = approve(
         journal, approval_id, by="alice", reason="known partner", arguments_hash=pending[0].arguments_hash
     )
     assert (decided.status, decided.by, decided.reason) == ("approved", "alice", "known partner")
-    assert ready_runs(journal) == ["held"]
+    assert runs_to_resume(journal) == ["held"]
     result = rt.resume_sync("held")
     assert result.status == "completed" and result.output == "the partner is informed"
     assert [effect["recipient"] for effect in EFFECTS] == ["partner@example.org"]
@@ -62,8 +64,10 @@ def test_an_approved_call_runs_once_with_the_arguments_shown(journal: Journal) -
     assert approved.actor == "alice" and approved.data["reason"] == "known partner"
     assert approved.tenant_id == "acme" and approved.correlation_id == journal.read_stream("run-held")[0].event_id
     assert approved.causation_id == of_type(journal, "run-held", "ApprovalRequested")[0].event_id
+    [claimed] = of_type(journal, "run-held", "ToolClaimed")
+    assert claimed.causation_id == approved.event_id  # the approved call was claimed before it ran
     executed = of_type(journal, "run-held", "ToolExecuted")[0]
-    assert executed.causation_id == approved.event_id
+    assert executed.causation_id == claimed.event_id
     # Used once: resuming again or approving again does nothing more.
     assert rt.resume_sync("held").status == "completed"
     with pytest.raises(ApprovalError, match="already approved by alice"):
@@ -119,9 +123,14 @@ def test_decisions_need_a_reviewer_and_a_reason_and_a_known_id(journal: Journal)
 def test_a_decision_bound_to_other_arguments_never_executes(journal: Journal) -> None:
     rt, approval_id = waiting_run(journal)
     forged = ToolApproved(approval_id=approval_id, by="mallory", reason="x", tool="send_email", arguments_hash="f" * 64)
-    journal.append("run-held", [NewEvent("ToolApproved", forged)], expected_version=journal.stream_version("run-held"))
-    with pytest.raises(RunError, match="do not match the arguments shown; refusing to run it"):
-        rt.resume_sync("held")
+    journal.append(
+        "run-held", [new_event(forged, actor="mallory")], expected_version=journal.stream_version("run-held")
+    )
+    result = rt.resume_sync("held")
+    assert result.status == "aborted"
+    assert (
+        result.reason is not None and "the approved arguments are not the ones shown; it was not run" in result.reason
+    )
     assert EFFECTS == []
     assert "ToolExecuted" not in types(journal, "run-held")
 
@@ -137,7 +146,7 @@ from agentjournal.journal import Journal
 with Journal.open(sys.argv[1]) as journal:
     crew = agents()
     result = Runtime(journal, agents=crew).run_sync(crew[2], OPS_REQUEST, run_id="ops-restart")
-    print(result.status, result.pending_approvals[0]["approval_id"])
+    print(result.status, result.pending_approvals[0].approval_id)
 """
 
 
@@ -225,7 +234,7 @@ def test_a_following_worker_resumes_a_run_as_soon_as_a_human_decides(sqlite_or_p
         try:
             time.sleep(1.0)  # the worker is up and finds nothing to do yet
             assert Runtime(journal).load("ops-follow").status == "waiting_approval"
-            approve(journal, waiting.pending_approvals[0]["approval_id"], by="alice", reason="ok")
+            approve(journal, waiting.pending_approvals[0].approval_id, by="alice", reason="ok")
             deadline = time.monotonic() + 60
             while Runtime(journal).load("ops-follow").status != "completed" and time.monotonic() < deadline:
                 time.sleep(0.1)
@@ -242,7 +251,7 @@ def test_a_following_worker_resumes_a_run_as_soon_as_a_human_decides(sqlite_or_p
 def test_the_hash_prefix_shown_by_the_list_is_enough_to_bind_an_approval(journal: Journal) -> None:
     _, approval_id = waiting_run(journal)
     shown = list_approvals(journal)[0].arguments_hash[:12]
-    with pytest.raises(ApprovalError, match="not the requested ones"):
+    with pytest.raises(ApprovalError, match="give at least the first 12 hex digits"):
         approve(journal, approval_id, by="alice", reason="ok", arguments_hash=shown[:8])
     assert approve(journal, approval_id, by="alice", reason="ok", arguments_hash=shown).status == "approved"
 
@@ -254,8 +263,8 @@ def test_runs_show_what_a_run_knew_at_the_end_of_a_step(sqlite_url: str) -> None
         runtime.run_sync(crew[0], "I want a refund for order ORD-5521", run_id="shown")
         at_two = runtime.load_at_step("shown", 2)
         assert at_two.agent == "refund-agent"
-        assert [c["tool"] for c in at_two.calls.values()] == ["lookup_order", "transfer_to_refund-agent"]
-        assert runtime.load_at_step("shown", 0).messages[0]["content"].startswith("I want a refund")
+        assert [c.tool for c in at_two.calls.values()] == ["lookup_order", "transfer_to_refund-agent"]
+        assert (runtime.load_at_step("shown", 0).messages[0].content or "").startswith("I want a refund")
         with pytest.raises(RunError, match=r"has steps 0\.\.5; there is no step 6"):
             runtime.load_at_step("shown", 6)
     env = {"COLUMNS": "200"}

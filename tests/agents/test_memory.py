@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -106,7 +107,8 @@ def test_memory_is_per_tenant_and_user(journal: Journal) -> None:
 
 def test_stream_names_cannot_run_together() -> None:
     assert memory_stream("a-b", "c") != memory_stream("a", "b-c")
-    assert memory_stream("acme", "user-1") == "memory-acme-user%2D1"
+    assert memory_stream("acme", "user-1") == "memory-acme-" + hashlib.sha256(b"user-1").hexdigest()[:32]
+    assert "user-1" not in memory_stream("acme", "user-1")  # a user id never appears in a stream id
     with pytest.raises(ValueError, match="user_id must be a non-empty string"):
         memory_stream("acme", "")
 

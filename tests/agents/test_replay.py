@@ -51,7 +51,7 @@ def test_replay_includes_recorded_retries_and_human_decisions(journal: Journal) 
     tester = agent(script, policy=seed_policy())
     rt = runtime(journal, tester)
     waiting = rt.run_sync(tester, "go", run_id="with-human")
-    approve(journal, waiting.pending_approvals[0]["approval_id"], by="alice", reason="ok")
+    approve(journal, waiting.pending_approvals[0].approval_id, by="alice", reason="ok")
     assert rt.resume_sync("with-human").status == "completed"
     effects_before = len(EFFECTS)
     result = replay_sync(journal, "with-human", [agent(script, policy=seed_policy())])
@@ -69,7 +69,8 @@ def test_changed_instructions_diverge_and_show_both_calls(journal: Journal) -> N
     message = str(raised.value)
     assert "replay of run to-diverge diverged at model call 1" in message
     assert "recorded" in message and "requested" in message
-    assert "fingerprint ≠" in message
+    assert "the system prompt of tester changed" in message
+    assert raised.value.changes == ["the system prompt of tester changed"]
     assert raised.value.recorded is not None
     assert raised.value.recorded["fingerprint"] != raised.value.requested["fingerprint"]
 

@@ -22,7 +22,8 @@ from agentjournal.agents.models.base import check_real_request
 from agentjournal.agents.runtime import RunError
 from agentjournal.forensics import explainers
 from agentjournal.journal import Journal
-from agentjournal.model import Repository, aggregate_types
+from agentjournal.model import Repository
+from agentjournal.runs import RUN_EVENTS, aggregate_for
 
 from ._run_helpers import (
     EFFECTS,
@@ -95,6 +96,7 @@ def test_the_final_answer_traces_back_to_the_users_message(journal: Journal) -> 
         "ResponseFinalized",
         "ResponseDrafted",
         "ModelCalled",
+        "ObservationCaptured",
         "ToolExecuted",
         "ToolProposed",
         "ModelCalled",
@@ -116,10 +118,10 @@ def test_each_event_type_has_a_plain_language_explainer(journal: Journal) -> Non
 def test_run_state_is_the_aggregate_of_run_streams(journal: Journal) -> None:
     tester = agent([call("lookup", key="a"), "done"])
     result = runtime(journal, tester).run_sync(tester, "go")
-    assert aggregate_types.for_stream(result.stream_id) is RunState
+    assert aggregate_for(journal, result.stream_id) is RunState
     at_step_one = Repository(journal, RunState).load_at_version(result.stream_id, 4)
     assert at_step_one.step == 1
-    assert at_step_one.calls["call_1_1"]["status"] == "executed"
+    assert at_step_one.calls["call_1_1"].status == "executed"
     assert at_step_one.final_response is None
 
 
@@ -187,7 +189,7 @@ def test_external_email_waits_for_a_human_and_internal_email_does_not(journal: J
     assert [d["action"] for d in decisions] == ["allow", "require_human_approval"]
     assert decisions[1]["rule"] == "deny_external_email_without_approval"
     assert result.status == "waiting_approval"
-    assert [a["tool"] for a in result.pending_approvals] == ["send_email"]
+    assert [a.tool for a in result.pending_approvals] == ["send_email"]
     assert [effect["recipient"] for effect in EFFECTS] == ["me@yourcompany.com"]
 
 
@@ -368,8 +370,8 @@ def test_two_workers_racing_on_one_run_only_one_advances_it(journal: Journal) ->
     crashing["on"] = False
 
     async def race() -> list[Any]:
-        one = Runtime(journal, agents=[agent(script, latency_s=0.3, name="racer")], offload_io=True)
-        two = Runtime(journal, agents=[agent(script, latency_s=0.3, name="racer")], offload_io=True)
+        one = Runtime(journal, agents=[agent(script, latency_s=0.3, name="racer")])
+        two = Runtime(journal, agents=[agent(script, latency_s=0.3, name="racer")])
         return list(await asyncio.gather(one.resume("race"), two.resume("race")))
 
     results = asyncio.run(race())
@@ -480,8 +482,6 @@ def test_the_runtime_works_on_the_memory_backend() -> None:
 
 
 def test_every_run_event_type_has_an_explainer() -> None:
-    from agentjournal.agents import RUN_EVENTS
-
     assert {model.__name__ for model in RUN_EVENTS} <= set(explainers.registered())
 
 

@@ -9,7 +9,7 @@ import pytest
 from agentjournal.journal import Journal
 from agentjournal.projections import ProjectionError, ProjectionRunner, RunsProjection
 from agentjournal.projections.alerts import ALERTS_STREAM, AlertRules, evaluate, fire_alerts, fired_alerts
-from agentjournal.projections.synthetic import RunMix, import_runs, synthetic_runs
+from agentjournal.testing.synthetic import RunMix, import_runs, synthetic_runs
 
 from .projection_helpers import NOW
 

@@ -13,7 +13,7 @@ from agentjournal.cli import main  # noqa: F401  (registers every command module
 from agentjournal.journal import Journal
 from agentjournal.messaging import LeaseRegistry
 
-from .projection_helpers import catch_up_all, refund_run, store_run
+from .projection_helpers import catch_up_all, record, refund_script, store
 
 Invoke = Callable[..., Result]
 
@@ -23,8 +23,9 @@ def url(sqlite_url: str) -> str:
     """A journal with two runs from an hour ago, one waiting for approval, projected."""
     now = datetime.now(UTC)
     with Journal.open(sqlite_url) as journal:
-        store_run(journal, "done", refund_run(order="ORD-5521"), at=now - timedelta(hours=1))
-        store_run(journal, "waiting", refund_run(order="ORD-7000")[:7], at=now - timedelta(minutes=30))
+        store(journal, record("done", refund_script(order="ORD-5521")), at=now - timedelta(hours=1))
+        waiting = record("waiting", refund_script(order="ORD-7000"), decide=None, input="Refund ORD-7000 please")
+        store(journal, waiting, at=now - timedelta(minutes=30))
         catch_up_all(journal)
     return sqlite_url
 
@@ -32,14 +33,14 @@ def url(sqlite_url: str) -> str:
 def test_status_rebuild_and_wait(invoke: Invoke, url: str) -> None:
     status = invoke(url, "projections", "status")
     assert status.exit_code == 0, status.output
-    assert "runs" in status.output and "search" in status.output and "18" in status.output
+    assert "runs" in status.output and "search" in status.output and "28" in status.output
     rebuilt = invoke(url, "projections", "rebuild", "runs")
     assert rebuilt.exit_code == 0, rebuilt.output
-    assert "rebuilt runs: 18 events" in rebuilt.output
-    waited = invoke(url, "projections", "wait", "runs", "--position", "18")
-    assert waited.exit_code == 0 and "runs is at position 18" in waited.output
+    assert "rebuilt runs: 28 events" in rebuilt.output
+    waited = invoke(url, "projections", "wait", "runs", "--position", "28")
+    assert waited.exit_code == 0 and "runs is at position 28" in waited.output
     late = invoke(url, "projections", "wait", "runs", "--position", "99", "--timeout", "0.1")
-    assert late.exit_code == 1 and "reached position 18, not 99" in late.output
+    assert late.exit_code == 1 and "reached position 28, not 99" in late.output
     assert "no parked events" in invoke(url, "projections", "dead-letters").output
 
 
@@ -64,8 +65,10 @@ def test_search_metrics_and_the_other_read_models(invoke: Invoke, url: str, tmp_
     assert "gpt-4.1-mini" in shown.output and "100.0%" in shown.output and plot.read_text().startswith("<?xml")
     assert "issue_refund" in invoke(url, "tool-usage").output
     assert "refunds-over-limit" in invoke(url, "policy-decisions").output
-    queue = invoke(url, "approvals-queue").output
+    queue = invoke(url, "approvals", "list").output
     assert "waiting" in queue and "issue_refund" in queue and "ORD-7000" in queue
+    agents = invoke(url, "agent-metrics", "--since", "1d")
+    assert agents.exit_code == 0 and "refund-agent" in agents.output
     alerts = invoke(url, "alerts", "--check")
     assert alerts.exit_code == 0 and "0 new alert(s)" in alerts.output
 
@@ -100,7 +103,7 @@ def test_every_read_side_command_has_help_with_an_example(invoke: Invoke, sqlite
         ("metrics",),
         ("tool-usage",),
         ("policy-decisions",),
-        ("approvals-queue",),
+        ("agent-metrics",),
         ("alerts",),
         ("worker",),
         ("leases",),

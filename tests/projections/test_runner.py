@@ -24,9 +24,9 @@ from agentjournal.projections import (
     projection_status,
     wait_for,
 )
-from agentjournal.projections.synthetic import append_runs, synthetic_runs
+from agentjournal.testing.synthetic import append_runs, synthetic_runs
 
-from .projection_helpers import NOW, refund_run, store_run
+from .projection_helpers import NOW, record, refund_script, store
 
 
 def _runs_table(journal: Journal) -> list[tuple[object, ...]]:
@@ -101,7 +101,7 @@ def test_a_writer_that_lost_its_lease_cannot_move_the_checkpoint(journal: Journa
     lease = leases.acquire("projection:runs", "node-a")
     assert lease is not None
     runner = ProjectionRunner(journal, RunsProjection(), leases=leases, lease=lease)
-    store_run(journal, "r1", refund_run(), at=NOW)
+    store(journal, record("r1", refund_script()), at=NOW)
     time.sleep(0.45)
     assert leases.acquire("projection:runs", "node-b") is not None
     with pytest.raises(LeaseLostError, match="node-a lost token 1"):
@@ -121,7 +121,7 @@ def test_the_fence_refuses_a_write_that_was_already_under_way(journal: Journal) 
             time.sleep(0.45)  # a GC pause or SIGSTOP in the middle of the batch: the lease expires
 
     runner = ProjectionRunner(journal, Paused(), leases=leases, lease=lease)
-    store_run(journal, "r1", refund_run(), at=NOW)
+    store(journal, record("r1", refund_script()), at=NOW)
     with pytest.raises(LeaseLostError, match="the write was refused"):
         runner.step()
     assert runner.position() == 0
@@ -150,7 +150,7 @@ def test_external_projection_gets_at_least_once_delivery(journal: Journal) -> No
 
 def test_wait_for_gives_read_your_writes_or_a_clear_timeout(journal: Journal) -> None:
     runner = ProjectionRunner(journal, RunsProjection())
-    result = journal.append("run-w", [NewEvent("RunStarted", {"agent": "a"})])
+    result = journal.append("run-w", [NewEvent("RunStarted", {"agent": "a"})])  # not a run of the contract
     with pytest.raises(ProjectionError, match=r"reached position 0, not 1, within 0.2s"):
         wait_for(journal, "runs", result.last_position, timeout=0.2)
     runner.catch_up()
@@ -181,7 +181,7 @@ class Outage(RunsProjection):
 
 def test_an_outage_is_retried_later_and_never_parks_an_event(journal: Journal) -> None:
     Outage.failures[0] = 1
-    store_run(journal, "r1", refund_run(), at=NOW)
+    store(journal, record("r1", refund_script()), at=NOW)
     runner = ProjectionRunner(journal, Outage(), max_attempts=1)
     with pytest.raises(sqlite3.OperationalError):
         runner.step()
@@ -189,7 +189,7 @@ def test_an_outage_is_retried_later_and_never_parks_an_event(journal: Journal) -
     Outage.failures[0] = 2
     worker = Worker(journal, [Outage()], node="n", ttl=3)
     worker.run(lambda: runner.position() == journal.head_position(), idle_timeout=0.01)
-    assert journal.query("SELECT steps FROM aj_rm_runs") == [(11,)]
+    assert journal.query("SELECT steps FROM aj_rm_runs") == [(18,)]
     assert dead_letters(journal) == []
 
 

@@ -9,7 +9,7 @@ import pytest
 from agentjournal.journal import Journal
 from agentjournal.messaging import LeaseRegistry
 from agentjournal.projections import PeriodicJob, RunsProjection, Worker, builtin_projections
-from agentjournal.projections.synthetic import append_runs, synthetic_runs
+from agentjournal.testing.synthetic import append_runs, synthetic_runs
 
 
 def _owners(journal: Journal) -> dict[str, str]:

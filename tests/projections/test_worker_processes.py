@@ -19,7 +19,7 @@ import pytest
 from agentjournal.journal import Journal
 from agentjournal.messaging import LeaseRegistry
 from agentjournal.projections import builtin_projections
-from agentjournal.projections.synthetic import append_runs, synthetic_runs
+from agentjournal.testing.synthetic import append_runs, synthetic_runs
 
 AGENTJOURNAL = str(Path(sys.executable).with_name("agentjournal"))
 SLOW_WORKER = str(Path(__file__).with_name("slow_worker.py"))

@@ -11,9 +11,10 @@ import hashlib
 from collections import OrderedDict
 from typing import Any
 
-from agentjournal.agents.events import BLOB_PREFIX, BlobStored
-from agentjournal.journal import ConcurrencyError, Journal, NewEvent, StreamNotFoundError
+from agentjournal.journal import ConcurrencyError, Journal, StreamNotFoundError
 from agentjournal.journal.envelope import canonical_json
+from agentjournal.runs import new_event
+from agentjournal.runs.events import BLOB_PREFIX, BlobStored
 
 
 class BlobStore:
@@ -35,10 +36,8 @@ class BlobStore:
         if ref in self._cache or self.journal.stream_version(ref) > 0:
             self._remember(ref, value)
             return ref
-        event = NewEvent(
-            "BlobStored",
-            BlobStored(sha256=ref.removeprefix(BLOB_PREFIX), size=len(encoded), content=value).model_dump(mode="json"),
-            actor="tool_executor",
+        event = new_event(
+            BlobStored(sha256=ref.removeprefix(BLOB_PREFIX), size=len(encoded), content=value), actor="tool_executor"
         )
         # A ConcurrencyError means another writer stored the same content first, which is as good.
         with contextlib.suppress(ConcurrencyError):

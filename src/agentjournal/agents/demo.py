@@ -24,7 +24,6 @@ from agentjournal.agents.models.prices import Price
 from agentjournal.agents.models.scripted import Reply, ScriptedModel, call
 from agentjournal.agents.policy import Policy, seed_policy_path
 from agentjournal.agents.runtime import Runtime
-from agentjournal.agents.state import RunState
 from agentjournal.agents.tools import tool
 from agentjournal.forensics.bisect import bisect_stream
 from agentjournal.forensics.explainers import brief, explainers
@@ -33,6 +32,7 @@ from agentjournal.forensics.lineage import causes
 from agentjournal.forensics.timeline import timeline as forensic_timeline
 from agentjournal.journal import Journal, RecordedEvent
 from agentjournal.model import Repository
+from agentjournal.runs import RunState
 
 DEMO_PRICE = Price(0.15, 0.60)
 """The scripted model is billed like a small hosted model, so costs and budgets show real numbers."""
@@ -191,9 +191,9 @@ def agents() -> list[Agent]:
 @invariant("refunds_within_40_usd", "No refund above $40 without a supervisor", aggregate=RunState, register=False)
 def refunds_within_40_usd(state: RunState) -> Verdict:
     refunded = sum(
-        float(call["output"].get("amount", 0))
+        float(call.output.get("amount", 0))
         for call in state.calls.values()
-        if call["tool"] == "issue_refund" and call["status"] in ("executed", "observed") and call["output"]
+        if call.tool == "issue_refund" and call.status == "executed" and call.output
     )
     return Fails(f"refunded ${refunded:.2f} without a supervisor") if refunded > 40 else Holds()
 
@@ -257,10 +257,10 @@ def run_demo(journal: Journal, console: Console) -> dict[str, Any]:
     console.rule("[bold]2 · seed 001: a planned run under policy-as-code")
     ops_run = runtime.run_sync(ops, OPS_REQUEST, user_id="oncall-7", run_id="ops-7731")
     pending = ops_run.pending_approvals
-    approval = pending[0]["approval_id"]
+    approval = pending[0].approval_id
     console.print(
-        f"[yellow]⏸  run {ops_run.run_id} is {ops_run.status}[/yellow]: {pending[0]['tool']} to "
-        f"{pending[0]['arguments'].get('recipient')} waits for a human (approval {approval}); "
+        f"[yellow]⏸  run {ops_run.run_id} is {ops_run.status}[/yellow]: {pending[0].tool} to "
+        f"{pending[0].arguments.get('recipient')} waits for a human (approval {approval}); "
         "the process could exit here."
     )
     approve(journal, approval, by="alice", reason="partner contact confirmed")
@@ -273,10 +273,10 @@ def run_demo(journal: Journal, console: Console) -> dict[str, Any]:
     at = next(e.version for e in journal.read_stream(refund.stream_id) if e.data.get("tool") == "check_refund_policy")
     at += 2  # the policy's answer is in
     then = repository.load_at_version(refund.stream_id, at)
-    knew = [c for c in then.calls.values() if c["output"] and c["tool"] in ("lookup_order", "check_refund_policy")]
+    knew = [c for c in then.calls.values() if c.output and c.tool in ("lookup_order", "check_refund_policy")]
     console.print(
         f"[bold]State at version {at}[/bold] (step {then.step}): active agent {then.agent}; it knew "
-        + "; ".join(f"{c['tool']} → {escape(brief(c['output'], 60))}" for c in knew)
+        + "; ".join(f"{c.tool} → {escape(brief(c.output, 60))}" for c in knew)
         + f"; spent ${then.cost_usd:.5f}, {then.tokens} tokens; no refund issued yet."
     )
     final = next(e for e in journal.read_stream(refund.stream_id, backwards=True) if e.type == "ResponseFinalized")

@@ -1,9 +1,11 @@
 """Seed 001's Memory Service: per tenant and user, redacted, expiring, retrieved by relevance.
 
 Memory is event-sourced on the journal (so it works on every backend): one stream per tenant and
-user, `memory-<tenant>-<user>` (each part with `%` and `-` percent-escaped, so the two parts never
-run together), holding MemoryStored and MemoryForgotten events. PII and secrets are redacted before
+user, `memory-<tenant>-<sha256 of the user id>` (the tenant with `%` and `-` percent-escaped), so
+a user id never appears in a stream id, the one place nothing can be redacted later. It holds
+MemoryStored and MemoryForgotten events (the run contract's). PII and secrets are redacted before
 the event is built, so the journal never sees them; the event records which kinds were removed.
+Items stored before stream ids were hashed (`memory-<tenant>-<user>`) are still read.
 
 Every item expires unless the agent opts in to long-term memory (`long_term=True`). Retrieval
 scores the user's live items against the task with BM25 and returns only those that share terms
@@ -15,6 +17,7 @@ redacted) text stays in the stream, with the MemoryForgotten event saying when a
 
 from __future__ import annotations
 
+import hashlib
 import heapq
 import math
 import re
@@ -26,15 +29,25 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from agentjournal.agents.redaction import Finding, Redactor
-from agentjournal.forensics.explainers import Explanation, brief, explainers
+from agentjournal.agents.tools import Tool, current_run, tool
 from agentjournal.journal import Journal, NewEvent, RecordedEvent
 from agentjournal.journal.ids import uuid7
 
-__all__ = ["MEMORY_FORGOTTEN", "MEMORY_STORED", "MemoryItem", "MemoryItemNotFound", "MemoryService", "memory_stream"]
+__all__ = [
+    "MEMORY_FORGOTTEN",
+    "MEMORY_STORED",
+    "MemoryItem",
+    "MemoryItemNotFound",
+    "MemoryService",
+    "memory_stream",
+    "remember_tool",
+]
 
 MEMORY_STORED = "MemoryStored"
 MEMORY_FORGOTTEN = "MemoryForgotten"
 DEFAULT_TTL = timedelta(days=1)
+DEFAULT_TENANT = "default"
+"""The tenant of memory items of runs started without one."""
 CACHED_USERS = 1024
 """How many users' folded memories a service keeps; others are read again from the journal."""
 
@@ -69,6 +82,13 @@ class MemoryItem:
 
 
 def memory_stream(tenant_id: str, user_id: str) -> str:
+    """The stream of one user's memory: the tenant, and a stable hash of the user id (never the id)."""
+    _escape(user_id, "user_id")
+    return f"memory-{_escape(tenant_id, 'tenant_id')}-{hashlib.sha256(user_id.encode()).hexdigest()[:32]}"
+
+
+def _legacy_stream(tenant_id: str, user_id: str) -> str:
+    """Where items were stored before stream ids were hashed."""
     return f"memory-{_escape(tenant_id, 'tenant_id')}-{_escape(user_id, 'user_id')}"
 
 
@@ -100,6 +120,7 @@ class _UserMemory:
     """One user's items folded from their stream, up to `version`."""
 
     version: int = 0
+    legacy_version: int = 0
     items: dict[str, MemoryItem] = field(default_factory=dict)
     terms: dict[str, Counter[str]] = field(default_factory=dict)
     """Each item's term counts (text and tags), computed once when the item is folded in."""
@@ -214,17 +235,21 @@ class MemoryService:
         self.journal.append(memory_stream(tenant_id, user_id), events)
 
     def _load(self, tenant_id: str, user_id: str) -> _UserMemory:
-        """Fold the user's stream, reading only the events appended since the last call."""
+        """Fold the user's stream (after the legacy one), reading only events appended since the last call."""
         stream = memory_stream(tenant_id, user_id)
+        legacy = _legacy_stream(tenant_id, user_id)
         with self._lock:
             memory = self._cache.pop(stream, None) or _UserMemory()
             self._cache[stream] = memory  # most recently used last; the least recent goes first
             if len(self._cache) > CACHED_USERS:
                 self._cache.popitem(last=False)
+            for event in self.journal.read_stream(legacy, memory.legacy_version + 1):
+                _apply(memory, event, tenant_id)
+                memory.legacy_version = event.version
             for event in self.journal.read_stream(stream, memory.version + 1):
                 _apply(memory, event, tenant_id)
                 memory.version = event.version
-            return _UserMemory(memory.version, dict(memory.items), dict(memory.terms))
+            return _UserMemory(memory.version, memory.legacy_version, dict(memory.items), dict(memory.terms))
 
 
 def _apply(memory: _UserMemory, event: RecordedEvent, tenant_id: str) -> None:
@@ -254,19 +279,17 @@ def _aware(moment: datetime) -> datetime:
     return moment.astimezone(UTC)
 
 
-def _explain_stored(event: RecordedEvent) -> Explanation:
-    data = event.data
-    kept = "long-term" if data.get("long_term") else f"until {data.get('expires_at')}"
-    tags = {"user": str(data.get("user_id")), "kept": kept}
-    if data.get("redactions"):
-        tags["redacted"] = ", ".join(f"{entry['kind']} x{entry['count']}" for entry in data["redactions"])
-    return Explanation(f"Remembered a note about {data.get('user_id')}", brief(data.get("text"), 100), tags)
+def remember_tool(service: MemoryService) -> Tool:
+    """The `remember` tool an agent gets with `memory_writes=True`: it stores a note about the run's user."""
 
+    @tool(name="remember", side_effecting=True)
+    def remember(note: str, long_term: bool = False) -> dict[str, Any]:
+        """Remember a short note about this user for later conversations (no secrets, no personal data)."""
+        run = current_run()
+        if run is None or not run.user_id:
+            raise ValueError("remember needs a run with a user (start it with user_id=...)")
+        ttl = None if long_term else DEFAULT_TTL
+        item_id = service.remember(run.tenant_id or DEFAULT_TENANT, run.user_id, note, ttl=ttl, long_term=long_term)
+        return {"remembered": item_id, "long_term": long_term}
 
-def _explain_forgotten(event: RecordedEvent) -> Explanation:
-    reason = event.data.get("reason") or "no reason given"
-    return Explanation("Forgot a memory item", f"item {event.data.get('item_id')}: {reason}")
-
-
-explainers.register(MEMORY_STORED, _explain_stored)
-explainers.register(MEMORY_FORGOTTEN, _explain_forgotten)
+    return remember

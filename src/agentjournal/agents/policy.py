@@ -42,14 +42,15 @@ import difflib
 import hashlib
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, ClassVar, Literal, cast, get_args
+from typing import Any, Literal, cast, get_args
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from agentjournal.journal import RecordedEvent
+from agentjournal.runs import METRIC_EVENT_TYPES, RunMetrics, upcast
 
 __all__ = [
     "OPERATORS",
@@ -69,7 +70,7 @@ Action = Literal["allow", "deny", "require_human_approval"]
 ACTIONS: tuple[Action, ...] = get_args(Action)
 _STRENGTH: dict[str, int] = {"allow": 0, "require_human_approval": 1, "deny": 2}
 
-RELEVANT_EVENT_TYPES = ("ToolProposed", "PolicyEvaluated", "ToolExecuted", "ToolFailed", "ToolApproved", "ModelCalled")
+RELEVANT_EVENT_TYPES = METRIC_EVENT_TYPES
 """The run events that RunMetrics and `Policy.reevaluate` read; filter a journal read with them."""
 
 RECIPIENT_FIELDS = ("recipient", "recipients", "to", "cc", "bcc")
@@ -85,84 +86,6 @@ class PolicyError(ValueError):
         self.problem = message
         where = f"{source}, line {line}" if line is not None else source
         super().__init__(f"{where}: {message}")
-
-
-# ----- run metrics ---------------------------------------------------------------------------
-
-
-@dataclass
-class RunMetrics:
-    """Counters derived from a run's events, for `run_metrics:` conditions.
-
-    Names: tickets_created, tool_calls, tool_failures, denials, approvals_required, approvals,
-    cost_usd, tokens, and calls_<tool> for any tool (e.g. calls_send_email).
-    """
-
-    tickets_created: int = 0
-    tool_calls: int = 0
-    tool_failures: int = 0
-    calls_by_tool: dict[str, int] = field(default_factory=dict)
-    denials: int = 0
-    approvals_required: int = 0
-    approvals: int = 0
-    cost_usd: float = 0.0
-    tokens: int = 0
-
-    NAMES: ClassVar[tuple[str, ...]] = (
-        "tickets_created",
-        "tool_calls",
-        "tool_failures",
-        "denials",
-        "approvals_required",
-        "approvals",
-        "cost_usd",
-        "tokens",
-    )
-    TICKET_TOOL: ClassVar[str] = "create_ticket"
-
-    @classmethod
-    def from_events(cls, events: Iterable[RecordedEvent]) -> RunMetrics:
-        metrics = cls()
-        for event in events:
-            metrics.apply(event.type, event.data)
-        return metrics
-
-    def apply(self, event_type: str, data: Mapping[str, Any]) -> None:
-        """Fold one event in (so a runtime can keep the counters up to date as it appends)."""
-        if event_type == "ToolExecuted":
-            tool = str(data.get("tool", ""))
-            self.tool_calls += 1
-            self.calls_by_tool[tool] = self.calls_by_tool.get(tool, 0) + 1
-            if tool == self.TICKET_TOOL:
-                self.tickets_created += 1
-            self.cost_usd += _number(data.get("cost_usd"))
-        elif event_type == "ToolFailed":
-            self.tool_failures += 1
-        elif event_type == "PolicyEvaluated":
-            if data.get("action") == "deny":
-                self.denials += 1
-            elif data.get("action") == "require_human_approval":
-                self.approvals_required += 1
-        elif event_type == "ToolApproved":
-            self.approvals += 1
-        elif event_type == "ModelCalled":
-            self.cost_usd += _number(data.get("cost_usd"))
-            self.tokens += int(_number(data.get("input_tokens")) + _number(data.get("output_tokens")))
-
-    def get(self, name: str) -> float:
-        if name in self.NAMES:
-            return float(getattr(self, name))
-        if name.startswith("calls_") and len(name) > len("calls_"):
-            return float(self.calls_by_tool.get(name[len("calls_") :], 0))
-        raise KeyError(f"unknown run metric {name!r}; known: {', '.join(self.NAMES)}, calls_<tool>")
-
-    @classmethod
-    def is_known(cls, name: str) -> bool:
-        return name in cls.NAMES or (name.startswith("calls_") and len(name) > len("calls_"))
-
-
-def _number(value: Any) -> float:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
 
 
 # ----- conditions ----------------------------------------------------------------------------
@@ -465,7 +388,8 @@ class Policy:
         metrics: dict[str, RunMetrics] = {}
         found: list[PastDecision] = []
         by_call: dict[tuple[str, str], int] = {}
-        for event in events:
+        for stored in events:
+            event = upcast(stored)
             run = metrics.setdefault(event.stream_id, RunMetrics())
             data = event.data
             if event.type == "ToolProposed":

@@ -1,17 +1,17 @@
-"""Record and replay: re-execute a run's agent code with its recorded model replies and tool results.
+"""Record and replay: re-execute a run's agent code with its recorded model replies, tool results and human decisions.
 
-The replay runs the real orchestrator against a throwaway in-memory journal, with the same run
-id and input. Every model request must match the recorded one (by request fingerprint) and every
-tool call the recorded call (tool and arguments); the recorded reply or output is returned
-instead of calling anything. Human decisions are replayed from the recording too. A request the
-recording does not have raises DivergenceError, which shows the recorded and the requested call
-side by side, like a durable-execution engine's non-determinism error.
+The replay is the same decider under a second driver: `ReplayDriver` answers every effect from
+the recording instead of performing it, and writes the replayed run to a throwaway in-memory
+journal. Every model request must match the recorded one (the request fingerprint); a request
+the recording does not have raises DivergenceError, which names what changed (the agent, the
+model, the system prompt, a tool's schema, which message and which field) and shows the
+recorded and the requested call side by side, like a durable-execution engine's
+non-determinism error.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,23 +23,37 @@ from rich.table import Table
 
 from agentjournal.agents.agent import Agent, RunOptions
 from agentjournal.agents.blobs import BlobStore
-from agentjournal.agents.events import register_run_events, run_stream
-from agentjournal.agents.models.base import Model, ModelRequest, ModelResponse
-from agentjournal.agents.runtime import RunError, RunResult, Runtime
-from agentjournal.agents.state import RunState
-from agentjournal.agents.tools import Observation, Tool
-from agentjournal.journal import Journal, NewEvent, RecordedEvent, StreamNotFoundError
+from agentjournal.agents.decider import AskModel, Draft, Recall, RunTool, Wait
+from agentjournal.agents.driver import Driver, RunError, RunResult
+from agentjournal.agents.models.base import ModelResponse
+from agentjournal.agents.runtime import Runtime
+from agentjournal.agents.tools import Observation
+from agentjournal.journal import Journal, RecordedEvent, StreamNotFoundError
+from agentjournal.journal.ids import uuid7
+from agentjournal.runs import RunState, run_stream, upcast
+from agentjournal.runs import events as ev
+
+__all__ = ["DivergenceError", "ReplayResult", "replay", "replay_sync", "side_by_side"]
 
 
 class DivergenceError(RunError):
-    """The replayed code asked for a call the recording does not have."""
+    """The replayed code asked for a call the recording does not have; `changes` says what differs."""
 
-    def __init__(self, run_id: str, what: str, recorded: dict[str, Any] | None, requested: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        run_id: str,
+        what: str,
+        recorded: dict[str, Any] | None,
+        requested: dict[str, Any],
+        changes: Sequence[str] = (),
+    ) -> None:
         self.run_id = run_id
         self.what = what
         self.recorded = recorded
         self.requested = requested
-        super().__init__(f"replay of run {run_id} diverged at {what}\n{side_by_side(recorded, requested)}")
+        self.changes = list(changes)
+        because = f": {'; '.join(self.changes)}" if self.changes else ""
+        super().__init__(f"replay of run {run_id} diverged at {what}{because}\n{side_by_side(recorded, requested)}")
 
 
 def side_by_side(recorded: dict[str, Any] | None, requested: dict[str, Any]) -> str:
@@ -75,34 +89,43 @@ class ReplayResult:
         return self.original.final_response == self.replayed.output
 
 
-class _Recording:
-    """The recorded model calls, tool outcomes and human decisions of one run."""
+class Recording:
+    """The recorded model calls, tool outcomes, memory and human decisions of one run."""
 
     def __init__(self, journal: Journal, run_id: str) -> None:
         self.run_id = run_id
-        self.events = journal.read_stream(run_stream(run_id))
-        if not self.events:
+        events = [upcast(event) for event in journal.read_stream(run_stream(run_id))]
+        if not events:
             raise StreamNotFoundError(f"no run {run_id!r} in {journal.url}")
-        self.models = [event for event in self.events if event.type == "ModelCalled"]
+        self.events = events
+        self.started: dict[str, Any] = events[0].data
+        self.tenant_id = events[0].tenant_id
         self.state = RunState(run_stream(run_id))
+        self.models: list[RecordedEvent] = []
         self.sent: list[int] = []
         """How many messages each recorded request held."""
-        for event in self.events:
-            if event.type == "ModelCalled":
-                self.sent.append(len(self.state.messages))
-            self.state.apply(event)
-        self.blobs = blobs = BlobStore(journal)
+        self.schemas: dict[str, dict[str, str]] = {self.started["agent"]: dict(self.started["tool_schemas"])}
+        self.prompts: dict[str, str] = {self.started["agent"]: self.started["prompt_version"]}
         self.outcomes: dict[str, list[Observation]] = {}
         self.proposed: dict[str, dict[str, Any]] = {}
-        self.decisions = [event for event in self.events if event.type in ("ToolApproved", "ToolRejected")]
-        for event in self.events:
+        self.decisions: dict[str, RecordedEvent] = {}
+        self.recalls: list[dict[str, Any]] = []
+        self.blobs: dict[str, Any] = {}
+        """The contents of every blob the run refers to, read once here (no journal reads later)."""
+        store = BlobStore(journal)
+        for event in events:
             data = event.data
-            if event.type == "ToolProposed":
+            if event.type == "ModelCalled":
+                self.models.append(event)
+                self.sent.append(len(self.state.messages))
+            elif event.type == "ToolProposed":
                 self.proposed[data["call_id"]] = data
             elif event.type == "ToolExecuted":
-                output = blobs.get(data["output_ref"]) if data.get("output_ref") else data.get("output")
-                observation = Observation(True, output, latency_ms=data["latency_ms"], cost_usd=data.get("cost_usd", 0))
-                self.outcomes.setdefault(data["call_id"], []).append(observation)
+                output = data.get("output")
+                if data.get("output_ref"):
+                    output = self.blobs[data["output_ref"]] = store.get(data["output_ref"])
+                done = Observation(True, output, latency_ms=data["latency_ms"], cost_usd=data.get("cost_usd", 0.0))
+                self.outcomes.setdefault(data["call_id"], []).append(done)
             elif event.type == "ToolFailed":
                 failure = Observation.failure(
                     data["error_type"],
@@ -111,57 +134,163 @@ class _Recording:
                     retryable=data["will_retry"],
                 )
                 self.outcomes.setdefault(data["call_id"], []).append(failure)
+            elif event.type in ("ToolApproved", "ToolRejected"):
+                self.decisions[data["approval_id"]] = event
+            elif event.type == "MemoryRecalled":
+                self.recalls.append(data)
+            elif event.type == "HandoffInitiated" and data.get("tool_schemas") is not None:
+                self.schemas[data["to_agent"]] = dict(data["tool_schemas"])
+                self.prompts[data["to_agent"]] = data.get("prompt_version") or ""
+            self.state.apply(event)
 
-    def new_messages(self, call: int) -> list[dict[str, Any]]:
-        """What recorded request `call` added to the conversation, as the model saw it."""
+    def messages(self, call: int) -> list[dict[str, Any]]:
+        """The conversation recorded request `call` sent, as the model saw it."""
         state = self.state
-        return _new_messages([state.render(m, self.blobs.get) for m in state.messages[: self.sent[call]]])
-
-    def started(self) -> dict[str, Any]:
-        return self.events[0].data
+        return [state.wire(message, self.blobs.__getitem__) for message in state.messages[: self.sent[call]]]
 
 
-class _ReplayModel:
-    """Answers each request with the recorded reply, once its fingerprint matches the recorded one."""
+def differences(recording: Recording, index: int, ask: AskModel, agent: Agent) -> list[str]:
+    """What makes request `ask` differ from recorded request `index`, in words."""
+    data = recording.models[index].data
+    changes: list[str] = []
+    if data["agent"] != ask.agent:
+        changes.append(f"the agent: recorded {data['agent']}, now {ask.agent}")
+    if data["stage"] != ask.stage:
+        changes.append(f"the stage: recorded {data['stage']}, now {ask.stage}")
+    if data["model"] != ask.model.name:
+        changes.append(f"the model: recorded {data['model']}, now {ask.model.name}")
+    recorded_prompt = data.get("prompt_hash")
+    if (recorded_prompt is not None and recorded_prompt != ask.prompt_hash) or (
+        recorded_prompt is None and recording.prompts.get(ask.agent) not in (None, agent.prompt_version)
+    ):
+        changes.append(f"the system prompt of {ask.agent} changed")
+    if data.get("tools_hash") not in (None, ask.tools_hash):
+        changes.extend(_tool_changes(recording.schemas.get(ask.agent, {}), agent.tool_schema_hashes(), ask))
+    recorded = recording.messages(index)
+    requested = ask.request.messages
+    for position, (old, new) in enumerate(zip(recorded, requested, strict=False), start=1):
+        if old != new:
+            changes.append(_message_change(position, old, new))
+            break
+    else:
+        if len(recorded) != len(requested):
+            changes.append(f"the conversation: recorded {len(recorded)} messages, now {len(requested)}")
+    return changes
 
-    def __init__(self, recording: _Recording) -> None:
+
+def _tool_changes(recorded: dict[str, str], current: dict[str, str], ask: AskModel) -> list[str]:
+    changes = [f"tool {name} is new" for name in sorted(set(current) - set(recorded))]
+    changes += [f"tool {name} was removed" for name in sorted(set(recorded) - set(current))]
+    changes += [
+        f"tool {name} changed its description or schema"
+        for name in sorted(set(recorded) & set(current))
+        if recorded[name] != current[name]
+    ]
+    return changes or [f"the tools {ask.agent} is offered changed (its handoffs, or their descriptions)"]
+
+
+def _message_change(position: int, old: dict[str, Any], new: dict[str, Any]) -> str:
+    what = f"message {position} ({old.get('role')}"
+    what += f", the result of {old['tool_call_id']})" if old.get("tool_call_id") else ")"
+    if old.get("role") != new.get("role"):
+        return f"{what}: recorded role {old.get('role')}, now {new.get('role')}"
+    if old.get("content") != new.get("content"):
+        return f"{what}: its content differs"
+    old_calls = {call["id"]: call for call in old.get("tool_calls") or []}
+    for call in new.get("tool_calls") or []:
+        before = old_calls.get(call["id"])
+        if before is None:
+            return f"{what}: tool call {call['id']} is new"
+        if before["name"] != call["name"]:
+            return f"{what}: tool call {call['id']} names {call['name']}, recorded {before['name']}"
+        for key in sorted(set(before["arguments"]) | set(call["arguments"])):
+            if before["arguments"].get(key) != call["arguments"].get(key):
+                recorded, now = before["arguments"].get(key), call["arguments"].get(key)
+                return f"{what}: tool call {call['id']} argument {key!r}: recorded {recorded!r}, now {now!r}"
+    return f"{what}: it differs"
+
+
+class ReplayDriver(Driver):
+    """The driver whose effects come from a recording; nothing is called and the source journal is not written."""
+
+    def __init__(self, runtime: Runtime, state: RunState, options: RunOptions, recording: Recording) -> None:
+        super().__init__(runtime, state, options)
         self.recording = recording
-        self.calls = 0
+        self.model_calls = 0
+        self.recall_calls = 0
+        self.redact = None  # the recording is already as the journal stored it
 
-    def answer(self, request: ModelRequest, agent: str, model_name: str) -> ModelResponse:
-        index = self.calls
-        self.calls += 1
-        fingerprint = request.fingerprint(model_name)
-        requested = {
-            "agent": agent,
-            "model": model_name,
-            "new messages": _new_messages(request.messages),
-            "fingerprint": fingerprint,
-        }
+    async def call_model(self, ask: AskModel) -> tuple[ModelResponse, float]:
+        index = self.model_calls
+        self.model_calls += 1
         what = f"model call {index + 1}"
-        if index >= len(self.recording.models):
-            raise DivergenceError(self.recording.run_id, what, None, requested)
-        event = self.recording.models[index]
-        data = event.data
-        if data["request_fingerprint"] != fingerprint:
+        requested = {
+            "agent": ask.agent,
+            "stage": ask.stage,
+            "model": ask.model.name,
+            "new messages": _tail(ask.request.messages),
+            "fingerprint": ask.fingerprint,
+        }
+        models = self.recording.models
+        if index >= len(models):
+            raise DivergenceError(self.recording.run_id, what, None, requested, ["the recording has no such call"])
+        data = models[index].data
+        if data["request_fingerprint"] != ask.fingerprint:
             recorded = {
                 "agent": data["agent"],
+                "stage": data["stage"],
                 "model": data["model"],
-                "new messages": self.recording.new_messages(index),
+                "new messages": _tail(self.recording.messages(index)),
                 "fingerprint": data["request_fingerprint"],
             }
-            raise DivergenceError(self.recording.run_id, f"{what} (step {data['step']})", recorded, requested)
-        return ModelResponse.from_dict(
-            data["response"],
-            input_tokens=data["input_tokens"],
-            output_tokens=data["output_tokens"],
-            cost_usd=data["cost_usd"],
-            model=data["model"],
+            changes = differences(self.recording, index, ask, self.runtime.agent(ask.agent))
+            raise DivergenceError(self.recording.run_id, f"{what} (step {data['step']})", recorded, requested, changes)
+        usage = {
+            "input_tokens": data["input_tokens"],
+            "output_tokens": data["output_tokens"],
+            "cost_usd": data["cost_usd"],
+        }
+        return ModelResponse.from_dict(data["response"], model=data["model"], **usage), float(data["latency_ms"])
+
+    async def run_tool(self, run: RunTool) -> Observation:
+        proposed = self.recording.proposed.get(run.call_id)
+        requested = {"call": run.call_id, "tool": run.tool.name, "arguments": run.arguments}
+        outcomes = self.recording.outcomes.get(run.call_id)
+        what = f"tool call {run.call_id}"
+        if proposed is None or not outcomes:
+            raise DivergenceError(self.recording.run_id, what, None, requested, ["the recording has no result for it"])
+        if proposed["tool"] != run.tool.name:
+            recorded = {"call": run.call_id, "tool": proposed["tool"], "arguments": proposed["arguments"]}
+            raise DivergenceError(
+                self.recording.run_id, what, recorded, requested, [f"the tool: recorded {proposed['tool']}"]
+            )
+        return outcomes.pop(0)
+
+    async def recall(self, recall: Recall) -> list[dict[str, Any]]:
+        if self.recall_calls >= len(self.recording.recalls):
+            requested = {"memory recall": recall.query}
+            raise DivergenceError(self.recording.run_id, "a memory recall", None, requested, ["the recording has none"])
+        self.recall_calls += 1
+        return list(self.recording.recalls[self.recall_calls - 1]["items"])
+
+    async def fetch_blobs(self, refs: tuple[str, ...]) -> dict[str, Any]:
+        return {ref: self.recording.blobs[ref] for ref in refs}
+
+    async def waiting(self, wait: Wait) -> bool:
+        """A recorded human decision is replayed as it was made (approval ids derive from run and call)."""
+        decision = self.recording.decisions.get(wait.approval_id or "")
+        if decision is None:
+            return False
+        model = ev.ToolApproved if decision.type == "ToolApproved" else ev.ToolRejected
+        approval = self.state.approvals[decision.data["approval_id"]]
+        self.stage(
+            Draft(model.model_validate(decision.data), decision.actor or "human", approval.requested_id, uuid7())
         )
+        return True
 
 
-def _new_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The messages after the last assistant reply."""
+def _tail(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The messages after the last assistant reply: what a request added."""
     added: list[dict[str, Any]] = []
     for message in reversed(messages):
         if message.get("role") == "assistant":
@@ -170,38 +299,13 @@ def _new_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return list(reversed(added))
 
 
-def _executor(recording: _Recording) -> Any:
-    async def substitute(
-        tool: Tool, arguments: dict[str, Any], *, idempotency_key: str, calls_so_far: int, call_id: str
-    ) -> Observation:
-        proposed = recording.proposed.get(call_id)
-        requested = {"call": call_id, "tool": tool.name, "arguments": arguments}
-        outcomes = recording.outcomes.get(call_id)
-        if proposed is None or not outcomes:
-            raise DivergenceError(recording.run_id, f"tool call {call_id}", None, requested)
-        recorded = {"call": call_id, "tool": proposed["tool"], "arguments": proposed["arguments"]}
-        if proposed["tool"] != tool.name:
-            raise DivergenceError(recording.run_id, f"tool call {call_id}", recorded, requested)
-        return outcomes.pop(0)
-
-    return substitute
-
-
 async def replay(journal: Journal, run_id: str, agents: Sequence[Agent]) -> ReplayResult:
-    """Re-execute run `run_id` of `journal` with `agents` (the code under test), substituting recordings."""
-    register_run_events(journal.registry)
-    recording = _Recording(journal, run_id.removeprefix("run-"))
-    model = _ReplayModel(recording)
-    by_name = {
-        agent.name: dataclasses.replace(
-            agent, model=_Named(model, agent.name, agent.model.name), handoffs=agent.handoff_names
-        )
-        for agent in agents
-    }
-    started = recording.started()
+    """Re-execute run `run_id` of `journal` with `agents` (the code under test), answering from the recording."""
+    recording = await asyncio.to_thread(Recording, journal, run_id.removeprefix("run-"))
+    by_name = {agent.name: agent for agent in agents}
+    started = recording.started
     if started["agent"] not in by_name:
         raise RunError(f"run {run_id} was started by agent {started['agent']!r}; pass it to replay()")
-    sandbox = Journal.open("memory://")
     limits = started.get("limits") or {}
     options = RunOptions(
         max_steps=limits.get("max_steps", 20),
@@ -211,51 +315,34 @@ async def replay(journal: Journal, run_id: str, agents: Sequence[Agent]) -> Repl
         backoff_s=0.0,
         approval_ttl_s=None,
     )
-    runtime = Runtime(sandbox, agents=list(by_name.values()), options=options, executor=_executor(recording))
-    result = await runtime.run(
-        by_name[started["agent"]],
-        started["input"],
-        run_id=recording.run_id,
-        user_id=started.get("user_id"),
-        tenant_id=recording.events[0].tenant_id,
-        route=started.get("route"),
-        options=options,
-    )
-    for decision in recording.decisions:
-        if result.status != "waiting_approval":
-            break
-        _redecide(sandbox, result.state, decision)
-        result = await runtime.resume(recording.run_id, options=options)
+    sandbox = Journal.open("memory://")
+    runtime = Runtime(sandbox, agents=list(by_name.values()), options=options)
+    agent = runtime.agent(started["agent"])
+    state = runtime.repository.create(run_stream(recording.run_id))
+    driver = ReplayDriver(runtime, state, options, recording)
+    driver.correlation_id = recording.events[0].correlation_id
+    driver.tenant_id = recording.tenant_id
+    start = ev.RunStarted.model_validate(started)
+    pinned = replace_started(start, agent, options)
+    driver.stage(Draft(pinned, "orchestrator", None, recording.events[0].event_id))
+    result = await driver.drive()
     return ReplayResult(recording.state, result, sandbox)
+
+
+def replace_started(recorded: ev.RunStarted, agent: Agent, options: RunOptions) -> ev.RunStarted:
+    """The replayed run's RunStarted: the recorded input and user, the code under test's pins."""
+    return recorded.model_copy(
+        update={
+            "agent_version": agent.version,
+            "model": agent.model.name,
+            "prompt_version": agent.prompt_version,
+            "tool_schemas": agent.tool_schema_hashes(),
+            "policy_version": agent.policy.version if agent.policy else None,
+            "limits": options.limits(),
+            "contract_version": ev.CONTRACT_VERSION,
+        }
+    )
 
 
 def replay_sync(journal: Journal, run_id: str, agents: Sequence[Agent]) -> ReplayResult:
     return asyncio.run(replay(journal, run_id, agents))
-
-
-def _redecide(sandbox: Journal, state: RunState, decision: RecordedEvent) -> None:
-    """Append the recorded human decision to the replayed run (approval ids derive from run and call)."""
-    approval_id = decision.data["approval_id"]
-    current = sandbox.stream_version(state.stream_id)
-    if approval_id not in state.approvals:
-        raise DivergenceError(
-            state.run_id,
-            f"the human decision on {approval_id}",
-            {"approval": approval_id, "tool": decision.data.get("tool")},
-            {"approval": ", ".join(a["approval_id"] for a in state.pending_approvals()) or "(none pending)"},
-        )
-    sandbox.append(
-        state.stream_id, [NewEvent(decision.type, dict(decision.data), actor=decision.actor)], expected_version=current
-    )
-
-
-class _Named(Model):
-    """The replay model under each agent's own model name, so fingerprints match the recording."""
-
-    def __init__(self, inner: _ReplayModel, agent: str, name: str) -> None:
-        self.inner = inner
-        self.agent = agent
-        self.name = name
-
-    async def request(self, request: ModelRequest) -> ModelResponse:
-        return self.inner.answer(request, self.agent, self.name)

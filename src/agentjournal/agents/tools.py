@@ -41,6 +41,7 @@ from agentjournal.journal.envelope import canonical_json
 __all__ = [
     "IDEMPOTENCY_PARAMETER",
     "Observation",
+    "RunContext",
     "SandboxLimits",
     "Tool",
     "ToolArgumentsError",
@@ -48,6 +49,7 @@ __all__ = [
     "TransientToolError",
     "UnknownToolError",
     "arguments_model",
+    "current_run",
     "execute",
     "idempotency_key",
     "jsonable_output",
@@ -58,6 +60,26 @@ __all__ = [
 
 IDEMPOTENCY_PARAMETER = "idempotency_key"
 TOOL_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """The run a tool call belongs to, for tools that need it (`current_run()` inside the tool)."""
+
+    run_id: str
+    call_id: str
+    agent: str
+    tenant_id: str | None
+    user_id: str | None
+    idempotency_key: str
+
+
+_current_run: contextvars.ContextVar[RunContext | None] = contextvars.ContextVar("agentjournal_run", default=None)
+
+
+def current_run() -> RunContext | None:
+    """The run whose tool call is executing in this context (None outside a tool call, or in a sandbox)."""
+    return _current_run.get()
 
 
 class TransientToolError(Exception):
@@ -342,12 +364,26 @@ def jsonable_output(value: Any) -> Any:
 
 
 async def execute(
-    tool: Tool, arguments: Mapping[str, Any], *, idempotency_key: str, calls_so_far: int = 0
+    tool: Tool,
+    arguments: Mapping[str, Any],
+    *,
+    idempotency_key: str,
+    calls_so_far: int = 0,
+    run: RunContext | None = None,
 ) -> Observation:
     """Run one call of `tool`; every outcome, including bad arguments and time-outs, is an Observation.
 
-    `calls_so_far` is how many calls of this tool the run has made, checked against max_calls_per_run.
+    `calls_so_far` is how many calls of this tool the run has made, checked against max_calls_per_run;
+    `run` is what `current_run()` returns inside the tool.
     """
+    token = _current_run.set(run)
+    try:
+        return await _execute(tool, arguments, idempotency_key, calls_so_far)
+    finally:
+        _current_run.reset(token)
+
+
+async def _execute(tool: Tool, arguments: Mapping[str, Any], idempotency_key: str, calls_so_far: int) -> Observation:
     started = time.perf_counter()
 
     def elapsed() -> float:

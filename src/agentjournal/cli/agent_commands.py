@@ -1,32 +1,30 @@
-"""Agent commands: the demo, human approvals, and resuming, cancelling and replaying runs.
+"""Agent commands: the demo, human approvals, and listing, resuming, cancelling and replaying runs.
 
-Each command opens the journal named by --db and calls one function of `agentjournal.agents`.
+Each command opens the journal named by --db and calls one function of `agentjournal.agents`
+(or `agentjournal.projections.queries`); the library is imported inside the command, so
+`agentjournal --help` does not load it.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
-import signal
-import threading
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 from rich.text import Text
 
-from agentjournal.agents.agent import Agent
-from agentjournal.agents.approvals import approve, list_approvals, reject
-from agentjournal.agents.demo import demo
-from agentjournal.agents.replay import replay_sync
-from agentjournal.agents.runtime import RunError, RunResult, Runtime
-from agentjournal.cli.app import app, console, errors, open_journal
-from agentjournal.model import import_object
+from agentjournal.cli.app import app, console, errors, fail, open_journal
+from agentjournal.cli.output import JsonOption, print_json
+
+if TYPE_CHECKING:
+    from agentjournal.agents.agent import Agent
+    from agentjournal.agents.runtime import RunResult
 
 DEMO_AGENTS = "agentjournal.agents.demo:agents"
 
 approvals_app = typer.Typer(no_args_is_help=True, help="Tool calls a policy sent to a human: list, approve, reject.")
-runs_app = typer.Typer(no_args_is_help=True, help="Agent runs: resume, cancel, replay.")
+runs_app = typer.Typer(no_args_is_help=True, help="Agent runs: list, show, resume, cancel, replay.")
 app.add_typer(approvals_app, name="approvals")
 app.add_typer(runs_app, name="runs")
 
@@ -42,6 +40,10 @@ AgentsOption = Annotated[
 
 def load_agents(path: str) -> list[Agent]:
     """The agents named by `package.module:attr` (a list of Agent or a function returning one)."""
+    from agentjournal.agents.agent import Agent
+    from agentjournal.agents.runtime import RunError
+    from agentjournal.model import import_object
+
     found: Any = import_object(path, "agents")
     if callable(found) and not isinstance(found, Agent):
         try:
@@ -64,32 +66,43 @@ def demo_command(
 
     Example: agentjournal demo
     """
+    from agentjournal.agents.demo import demo
+
     demo(db_file, console)
+
+
+# ----- approvals -----------------------------------------------------------------------------
 
 
 @approvals_app.command("list")
 def approvals_list(
-    all_: Annotated[bool, typer.Option("--all", help="Also decided and expired approvals")] = False,
+    all_: Annotated[bool, typer.Option("--all", help="Also decided, expired and closed approvals")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Approvals waiting for a human (with --all: every approval), oldest first.
 
     Example: agentjournal approvals list
     """
+    from agentjournal.agents.approvals import list_approvals
+
     found = list_approvals(open_journal(), status=None if all_ else "pending")
-    table = Table("approval", "run", "agent", "tool", "arguments", "args hash", "status", "expires (UTC)")
-    for column in table.columns[:4]:
-        column.no_wrap = True
+    if as_json:
+        print_json(found)
+        return
+    table = Table("approval", "run", "tool", "arguments", "args hash", "status", "expires (UTC)")
+    for column in (table.columns[0], table.columns[4], table.columns[5], table.columns[6]):
+        column.no_wrap = True  # what a reviewer must copy is never cut
+    table.columns[3].overflow = "fold"
     for item in found:
         status = item.status if item.by is None else f"{item.status} by {item.by}"
         table.add_row(
             item.approval_id,
             item.run_id,
-            item.agent,
             item.tool,
             json.dumps(item.arguments, sort_keys=True)[:80],
             item.arguments_hash[:12],
             status,
-            (item.expires_at or "never")[:19],
+            (item.expires_at or "never")[:16].replace("T", " "),
         )
     console.print(table)
     console.print(f"{len(found)} approval(s)" + ("" if all_ else " pending"))
@@ -112,6 +125,8 @@ def approvals_approve(
 
     Example: agentjournal approvals approve apr-3f9a2c1b0d4e --by alice --reason "partner confirmed"
     """
+    from agentjournal.agents.approvals import approve
+
     decided = approve(open_journal(), approval_id, by=by, reason=reason, arguments_hash=arguments_hash)
     console.print(f"approved {decided.approval_id} ({decided.tool} in run {decided.run_id}) by {decided.by}")
     console.print(f"resume it with: agentjournal runs resume {decided.run_id}")
@@ -127,21 +142,75 @@ def approvals_reject(
 
     Example: agentjournal approvals reject apr-3f9a2c1b0d4e --by bob --reason "not our customer"
     """
+    from agentjournal.agents.approvals import reject
+
     decided = reject(open_journal(), approval_id, by=by, reason=reason)
     console.print(f"rejected {decided.approval_id} ({decided.tool} in run {decided.run_id}) by {decided.by}")
+
+
+# ----- runs ----------------------------------------------------------------------------------
 
 
 def _report(result: RunResult) -> None:
     line = f"run {result.run_id}: {result.status}"
     if result.superseded:
         line += " (another worker advanced it; this one stopped)"
+    elif result.waiting and result.status == "running":
+        line += f" (waiting: {result.waiting})"
     if result.reason:
         line += f": {result.reason}"
-    console.print(line)
+    console.print(line, highlight=False)
     if result.output:
-        console.print(f"  answer: {result.output}")
+        console.print(f"  answer: {result.output}", highlight=False)
     for approval in result.pending_approvals:
-        console.print(f"  waiting for approval {approval['approval_id']} ({approval['tool']})")
+        console.print(f"  waiting for approval {approval.approval_id} ({approval.tool})", highlight=False)
+
+
+@runs_app.command("list")
+def runs_list(
+    status: Annotated[
+        str | None,
+        typer.Option(
+            help="Only runs in this status: running, waiting_approval, completed, aborted, cancelled, unfinished"
+        ),
+    ] = None,
+    since: Annotated[str | None, typer.Option(help="Only runs started since: ISO 8601 or ago, e.g. 24h, 7d")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many runs")] = 50,
+    as_json: JsonOption = False,
+) -> None:
+    """Runs, most recently active first: status, agent, user, when it started and last moved, what it waits for.
+
+    Example: agentjournal runs list --status unfinished --since 24h
+    """
+    from agentjournal.cli.forensics_commands import parse_time
+    from agentjournal.projections.queries import list_runs
+
+    statuses = ("new", "running", "waiting_approval", "completed", "aborted", "cancelled", "unfinished")
+    if status is not None and status not in statuses:
+        fail(f"--status {status!r}: choose one of {', '.join(statuses)}")
+    rows = list_runs(open_journal(), status=status, since=parse_time(since, "--since"), limit=limit)
+    if as_json:
+        print_json(rows)
+        return
+    table = Table("run", "status", "agent", "user", "started", "last event", "waiting for")
+    table.columns[0].no_wrap = table.columns[1].no_wrap = True
+    for row in rows:
+        waiting = f"{row.waiting_for}: {row.waiting_on}" if row.waiting_for and row.waiting_on else row.waiting_for
+        table.add_row(
+            row.run_id,
+            row.status,
+            row.agent or "",
+            row.user_id or "",
+            _when(row.started_at),
+            _when(row.last_event_at),
+            waiting or ("" if row.status != "aborted" else (row.end_reason or "")[:60]),
+        )
+    console.print(table)
+    console.print(f"{len(rows)} run(s)")
+
+
+def _when(moment: Any) -> str:
+    return moment.strftime("%m-%d %H:%M:%S") if moment else ""
 
 
 @runs_app.command("resume")
@@ -153,34 +222,58 @@ def runs_resume(
     follow: Annotated[
         bool, typer.Option("--follow", help="Keep running: resume runs as humans decide, until Ctrl-C or SIGTERM")
     ] = False,
-    every: Annotated[float, typer.Option(help="With --follow: look for unblocked runs every N seconds")] = 1.0,
+    every: Annotated[
+        float, typer.Option(min=0.01, help="With --follow: look for runs to resume every N seconds")
+    ] = 1.0,
+    stalled_after: Annotated[
+        str | None,
+        typer.Option(help="Also resume runs with no progress for this long (a crashed worker's), e.g. 5m"),
+    ] = None,
 ) -> None:
     """Continue runs from the journal: after a crash, a restart, or a human decision.
 
+    Without ids: every run a human unblocked, and with --stalled-after every run that stalled.
     With --follow this is the approvals worker: it resumes each run as soon as a human decides.
 
-    Example: agentjournal runs resume ops-7731 --agents myapp.agents:all_agents
+    Example: agentjournal runs resume --stalled-after 5m --agents myapp.agents:all_agents
     """
+    import asyncio
+
+    from agentjournal.agents.runtime import Runtime
+    from agentjournal.projections.metrics import parse_duration
+
+    stalled = parse_duration(stalled_after).total_seconds() if stalled_after else None
     runtime = Runtime(open_journal(), agents=load_agents(agents))
     if follow:
-        stopping = threading.Event()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(signum, lambda *_: stopping.set())
-        errors.print(f"resuming runs as humans decide (every {every:g}s); Ctrl-C stops", highlight=False)
-
-        def report(run_id: str, outcome: RunResult | Exception) -> None:
-            if isinstance(outcome, Exception):
-                errors.print(f"run {run_id}: cannot resume here: {outcome}", highlight=False)
-            else:
-                _report(outcome)
-
-        asyncio.run(runtime.serve(stopping.is_set, every_s=every, report=report))
+        _follow(runtime, every, stalled)
         return
-    results = [runtime.resume_sync(run_id) for run_id in run_ids] if run_ids else asyncio.run(runtime.resume_ready())
+    if run_ids:
+        results = [runtime.resume_sync(run_id) for run_id in run_ids]
+    else:
+        results = asyncio.run(runtime.resume_ready(stalled_after=stalled))
     if not results:
         console.print("no run is waiting to be resumed")
     for result in results:
         _report(result)
+
+
+def _follow(runtime: Any, every: float, stalled: float | None) -> None:
+    import asyncio
+    import signal
+    import threading
+
+    stopping = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stopping.set())
+    errors.print(f"resuming runs as humans decide (every {every:g}s); Ctrl-C stops", highlight=False)
+
+    def report(run_id: str, outcome: Any) -> None:
+        if isinstance(outcome, Exception):
+            errors.print(f"run {run_id}: cannot resume here: {outcome}", highlight=False)
+        else:
+            _report(outcome)
+
+    asyncio.run(runtime.serve(stopping.is_set, every_s=every, stalled_after=stalled, report=report))
 
 
 @runs_app.command("show")
@@ -192,6 +285,8 @@ def runs_show(
 
     Example: agentjournal runs show refund-8842 --step 2
     """
+    from agentjournal.agents.runtime import Runtime
+
     runtime = Runtime(open_journal())
     state = runtime.load(run_id) if step is None else runtime.load_at_step(run_id, step)
     at = (
@@ -205,14 +300,14 @@ def runs_show(
     )
     console.print(f"  user {state.user_id or '-'} said: {state.input}", highlight=False)
     for call in state.calls.values():  # one line per call, cut to the terminal's width
-        result = call.get("error") or json.dumps(call.get("output"), sort_keys=True)
-        if call.get("output_ref"):
-            result = f"(stored once as {call['output_ref'][:17]}…)"
-        status = call["status"] if not call.get("decision") else f"{call['status']}, {call['decision']}"
-        line = f"  step {call['step']:>2}  {call['tool']}({json.dumps(call['arguments'])}) [{status}] → {result}"
+        result = call.error or json.dumps(call.output, sort_keys=True)
+        if call.output_ref:
+            result = f"(stored once as {call.output_ref[:17]}…)"
+        status = call.status if not call.decision else f"{call.status}, {call.decision}"
+        line = f"  step {call.step:>2}  {call.tool}({json.dumps(call.arguments)}) [{status}] → {result}"
         console.print(Text(line), no_wrap=True, overflow="ellipsis")
     for approval in state.pending_approvals():
-        console.print(f"  waiting for approval {approval['approval_id']} ({approval['tool']})", highlight=False)
+        console.print(f"  waiting for approval {approval.approval_id} ({approval.tool})", highlight=False)
     if state.final_response:
         console.print(f"  answer: {state.final_response}", highlight=False)
     if state.reason:
@@ -225,10 +320,12 @@ def runs_cancel(
     reason: Annotated[str, typer.Option("--reason", help="Why (recorded)")] = "cancelled from the command line",
     by: Annotated[str | None, typer.Option("--by", help="Who cancels (recorded)")] = None,
 ) -> None:
-    """Cancel a run: RunCancelled is appended and any worker advancing it stops at its next step.
+    """Cancel a run: RunCancelled is appended, its pending approvals close, and any worker stops at its next step.
 
     Example: agentjournal runs cancel ops-7731 --reason "duplicate ticket" --by alice
     """
+    from agentjournal.agents.runtime import Runtime
+
     runtime = Runtime(open_journal())
     if runtime.cancel(run_id, reason, by=by):
         console.print(f"run {run_id}: cancelled")
@@ -243,10 +340,12 @@ def runs_replay(
 ) -> None:
     """Re-execute a run's agent code with its recorded model replies and tool results (nothing is called).
 
-    A request the recording does not have stops the replay with both calls side by side.
+    A request the recording does not have stops the replay, naming what changed, with both calls side by side.
 
     Example: agentjournal runs replay refund-8842 --agents myapp.agents:all_agents
     """
+    from agentjournal.agents.replay import replay_sync
+
     result = replay_sync(open_journal(), run_id, load_agents(agents))
     same = "the same answer" if result.same_response else "a different answer"
     console.print(

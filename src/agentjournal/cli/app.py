@@ -6,7 +6,7 @@ each registers itself on `app` with `@app.command()` and calls one library funct
 
 from __future__ import annotations
 
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -14,7 +14,11 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from typer.core import TyperGroup
 
-from agentjournal.journal import DEFAULT_URL, Journal, JournalError
+from agentjournal.journal.errors import JournalError
+from agentjournal.journal.urls import DEFAULT_URL
+
+if TYPE_CHECKING:
+    from agentjournal.journal import Journal
 
 console = Console()
 errors = Console(stderr=True)
@@ -84,7 +88,9 @@ def _global_options(
 def open_journal(*, migrate: bool = True) -> Journal:
     """The journal named by --db / AGENTJOURNAL_DB, opened once per command."""
     if settings.journal is None:
-        settings.journal = Journal.open(settings.db_url, migrate=migrate)
+        from agentjournal.journal.urls import open_journal as open_url
+
+        settings.journal = open_url(settings.db_url, migrate=migrate)
     return settings.journal
 
 

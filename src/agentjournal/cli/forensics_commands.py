@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 import typer
@@ -24,28 +24,11 @@ from rich.table import Table
 from rich.tree import Tree
 
 from agentjournal.cli.app import app, console, errors, open_journal, progress_bar
-from agentjournal.forensics import (
-    BisectResult,
-    Chain,
-    EffectNode,
-    Invariant,
-    audit,
-    bisect,
-    causes,
-    effects,
-    explainers,
-    invariants,
-    regrade,
-    render_html,
-    render_markdown,
-    timeline,
-    what_if,
-)
-from agentjournal.forensics.audit import FORMATS
-from agentjournal.journal import InvalidEventError, NewEvent, RecordedEvent
-from agentjournal.model import Aggregate, Repository, aggregate_types, load_aggregate_type
-from agentjournal.projections.base import ProjectionError
-from agentjournal.projections.metrics import parse_duration
+
+if TYPE_CHECKING:
+    from agentjournal.forensics import BisectResult, Chain, EffectNode, Invariant
+    from agentjournal.journal import NewEvent, RecordedEvent
+    from agentjournal.model import Aggregate
 
 InvariantOption = Annotated[
     str, typer.Option("--invariant", "-i", help="A registered invariant name, or package.module:attr.")
@@ -62,6 +45,10 @@ UntilOption = Annotated[str | None, typer.Option(help="Up to this time, excluded
 
 def parse_time(value: str | None, option: str) -> datetime | None:
     """An ISO 8601 date or time (UTC when no zone is given), or a duration ago: 90m, 24h, 7d, 2w."""
+    from agentjournal.journal import InvalidEventError
+    from agentjournal.projections.base import ProjectionError
+    from agentjournal.projections.metrics import parse_duration
+
     if value is None:
         return None
     try:
@@ -87,6 +74,8 @@ LoadOption = Annotated[
 
 def _load(modules: list[str] | None) -> None:
     """Import the user's modules, so their registrations (explainers, invariants, aggregates) apply."""
+    from agentjournal.journal import InvalidEventError
+
     _importable_cwd()
     for name in modules or []:
         try:
@@ -102,11 +91,15 @@ def _importable_cwd() -> None:
 
 
 def _invariant(name_or_path: str) -> Invariant[Any]:
+    from agentjournal.forensics import invariants
+
     _importable_cwd()
     return invariants.resolve(name_or_path)
 
 
 def _aggregate_type(path: str | None) -> type[Aggregate] | None:
+    from agentjournal.model import load_aggregate_type
+
     if path is None:
         return None
     _importable_cwd()
@@ -114,7 +107,9 @@ def _aggregate_type(path: str | None) -> type[Aggregate] | None:
 
 
 def _aggregate(path: str | None, stream: str) -> type[Aggregate]:
-    return _aggregate_type(path) or aggregate_types.for_stream(stream)
+    from agentjournal.runs import aggregate_for
+
+    return _aggregate_type(path) or aggregate_for(open_journal(), stream)
 
 
 @contextmanager
@@ -130,6 +125,8 @@ def _progress(description: str) -> Iterator[Callable[[int, int], None]]:
 
 
 def _event_line(event: RecordedEvent) -> str:
+    from agentjournal.forensics import explainers
+
     explanation = explainers.explain(event)
     title, summary = escape(explanation.title), escape(explanation.summary)
     return f"{escape(event.stream_id)} v{event.version} [bold]{title}[/bold]: {summary}"
@@ -149,6 +146,9 @@ def state_command(
 
     Example: agentjournal state run-42 --at 17
     """
+    from agentjournal.journal import InvalidEventError
+    from agentjournal.model import Repository
+
     _load(load)
     if at is not None and at_time is not None:
         raise InvalidEventError("give --at or --at-time, not both")
@@ -190,6 +190,9 @@ def explain_command(
 
     Example: agentjournal explain run-42 --from 10 --to 20
     """
+    from agentjournal.forensics import render_html, render_markdown, timeline
+    from agentjournal.journal import InvalidEventError
+
     _load(load)
     if format not in ("table", "markdown", "html"):
         raise InvalidEventError(f"unknown format {format!r}; choose table, markdown or html")
@@ -297,6 +300,9 @@ def bisect_command(
 
     Example: agentjournal bisect --invariant prices-in-bounds --since 2026-11-01 --until 2026-11-08
     """
+    from agentjournal.forensics import bisect
+    from agentjournal.journal import InvalidEventError
+
     _load(load)
     rule = _invariant(invariant)
     journal = open_journal()
@@ -333,6 +339,8 @@ def regrade_command(
 
     Example: agentjournal regrade --invariant no-tool-failure-loop --since 2026-11-01
     """
+    from agentjournal.forensics import regrade
+
     _load(load)
     rule = _invariant(invariant)
     kind = _aggregate_type(aggregate)
@@ -373,6 +381,8 @@ def lineage_command(
 
     Example: agentjournal lineage 0193a6f2-7c1e-7b3a-9d4e-2f1a6b8c9d0e --effects
     """
+    from agentjournal.forensics import causes, effects
+
     _load(load)
     journal = open_journal()
     if show_effects:
@@ -383,6 +393,8 @@ def lineage_command(
 
 def _new_event(spec: str, option: str) -> tuple[int, NewEvent]:
     """`VERSION=TYPE` or `VERSION=TYPE:{json data}` -> (version, NewEvent)."""
+    from agentjournal.journal import InvalidEventError, NewEvent
+
     where, sep, rest = spec.partition("=")
     kind, _, data = rest.partition(":")
     if not sep or not where.strip().isdigit() or not kind:
@@ -418,6 +430,8 @@ def whatif_command(
 
     Example: agentjournal whatif run-42 --drop 17 --invariant prices-in-bounds
     """
+    from agentjournal.forensics import what_if
+
     _load(load)
     rules: list[Invariant[Any]] = [_invariant(name) for name in check or []]
     result = what_if(
@@ -452,7 +466,7 @@ def audit_command(
     actor: Annotated[str | None, typer.Option("--actor", help="One actor, e.g. user:42 or agent:support.")] = None,
     since: SinceOption = None,
     until: UntilOption = None,
-    format: Annotated[str, typer.Option("--format", help=f"One of {', '.join(FORMATS)}.")] = "jsonl",
+    format: Annotated[str, typer.Option("--format", help="One of jsonl, csv, html.")] = "jsonl",
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the report to this file.")] = None,
     load: LoadOption = None,
 ) -> None:
@@ -461,6 +475,10 @@ def audit_command(
 
     Example: agentjournal audit --correlation-id 0193a6f2-7c1e-7b3a-9d4e-2f1a6b8c9d0e --format html -o report.html
     """
+    from agentjournal.forensics import audit
+    from agentjournal.forensics.audit import FORMATS
+    from agentjournal.journal import InvalidEventError
+
     _load(load)
     if format not in FORMATS:
         raise InvalidEventError(f"unknown audit format {format!r}; choose one of {', '.join(FORMATS)}")
@@ -496,6 +514,8 @@ def invariants_command(load: LoadOption = None) -> None:
 
     Example: agentjournal invariants
     """
+    from agentjournal.forensics import invariants
+
     _load(load)
     table = Table("name", "description", "journal-wide", title="invariants")
     for name in invariants.names():

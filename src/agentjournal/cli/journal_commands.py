@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Annotated, Any, BinaryIO
+from typing import TYPE_CHECKING, Annotated, BinaryIO
 
 import orjson
 import typer
@@ -18,21 +18,14 @@ from rich.table import Table
 from rich.text import Text
 
 from agentjournal.cli.app import app, console, errors, fail, open_journal, progress_bar, settings
-from agentjournal.journal import InvalidEventError, RecordedEvent, StreamNotFoundError
-from agentjournal.journal.envelope import format_time
+from agentjournal.cli.output import JsonOption, print_json
+from agentjournal.journal.errors import InvalidEventError, StreamNotFoundError
 from agentjournal.journal.urls import connect
-from agentjournal.quickstart import write_refund_conversation
+
+if TYPE_CHECKING:
+    from agentjournal.journal import RecordedEvent
 
 PREVIEW_CHARS = 60
-
-JsonLines = Annotated[bool, typer.Option("--json", help="Print JSON Lines (one object per line) instead of a table.")]
-"""The shared output option: tables for people, JSON Lines for scripts (`| jq`)."""
-
-
-def _print_json(record: dict[str, Any]) -> None:
-    stream = typer.get_binary_stream("stdout")
-    stream.write(orjson.dumps(record) + b"\n")
-    stream.flush()
 
 
 def _preview(event: RecordedEvent, width: int = PREVIEW_CHARS) -> str:
@@ -123,23 +116,25 @@ def migrate(
 def streams(
     prefix: Annotated[str, typer.Option(help="Only streams whose id starts with this.")] = "",
     limit: Annotated[int, typer.Option(min=1, help="At most this many streams.")] = 1000,
-    as_json: JsonLines = False,
+    as_json: JsonOption = False,
 ) -> None:
     """List streams in id order with their current version.
 
     Example: agentjournal streams --prefix run-
     """
+    from agentjournal.journal.envelope import format_time
+
     found = open_journal().streams(prefix, limit=limit)
     if as_json:
-        for info in found:
-            _print_json(
-                {
-                    "stream_id": info.stream_id,
-                    "version": info.version,
-                    "created_at": format_time(info.created_at),
-                    "updated_at": format_time(info.updated_at),
-                }
-            )
+        print_json(
+            {
+                "stream_id": info.stream_id,
+                "version": info.version,
+                "created_at": format_time(info.created_at),
+                "updated_at": format_time(info.updated_at),
+            }
+            for info in found
+        )
         return
     table = Table("stream", "version", "created (UTC)", "updated (UTC)")
     for info in found:
@@ -158,7 +153,7 @@ def events(
     stream: Annotated[str, typer.Argument(help="The stream id, e.g. run-42.")],
     from_version: Annotated[int, typer.Option("--from", min=1, help="First version to show.")] = 1,
     to_version: Annotated[int | None, typer.Option("--to", min=1, help="Last version to show.")] = None,
-    as_json: JsonLines = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Show the events of one stream as a table.
 
@@ -169,7 +164,7 @@ def events(
         raise StreamNotFoundError(f"stream {stream!r} has no events in versions {from_version}..{to_version or 'end'}")
     if as_json:
         for event in found:
-            _print_json(event.to_dict())
+            print_json([event.to_dict()])
         return
     console.print(events_table(found, title=stream))
 
@@ -188,7 +183,7 @@ def tail(
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep polling for new events until Ctrl-C.")] = False,
     limit: Annotated[int | None, typer.Option(min=1, help="Stop after this many events.")] = None,
     interval: Annotated[float, typer.Option(min=0.01, help="Seconds between polls with --follow.")] = 0.5,
-    as_json: JsonLines = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Print every event after a position in global order, one line each; --follow waits for new ones.
 
@@ -201,7 +196,7 @@ def tail(
             page = journal.read_all(after, 1000 if limit is None else min(1000, limit - shown))
             for event in page:
                 if as_json:
-                    _print_json(event.to_dict())
+                    print_json([event.to_dict()])
                 else:
                     console.print(_tail_line(event), highlight=False, soft_wrap=True)
                 after = event.position
@@ -313,6 +308,8 @@ def quickstart() -> None:
     Example: agentjournal --db sqlite:///quickstart.db quickstart
     """
     journal = open_journal()
+    from agentjournal.quickstart import write_refund_conversation
+
     stored = write_refund_conversation(journal)
     console.print(events_table(stored, title=f"{stored[0].stream_id}: a refund handled by two agents"))
     report = journal.verify(stored[0].stream_id)

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
-from agentjournal.agents.policy import RELEVANT_EVENT_TYPES, Policy, PolicyError, RunMetrics
 from agentjournal.cli.app import app, console, fail, open_journal, progress_bar
+
+if TYPE_CHECKING:
+    from agentjournal.agents.policy import Policy
 
 policy_app = typer.Typer(no_args_is_help=True, help="Policy-as-code files: check one, try a call, judge past runs.")
 app.add_typer(policy_app, name="policy")
@@ -25,6 +27,8 @@ _STYLE = {"allow": "green", "deny": "bold red", "require_human_approval": "yello
 
 
 def _load(path: Path) -> Policy:
+    from agentjournal.agents.policy import Policy, PolicyError
+
     try:
         return Policy.load(path)
     except PolicyError as exc:
@@ -49,6 +53,8 @@ def check_command(
 
     Example: agentjournal policy check policy.yaml --agents myapp.agents:agents
     """
+    from agentjournal.agents.policy import PolicyError
+
     policy = _load(path)
     if agents is not None:
         from agentjournal.cli.agent_commands import load_agents
@@ -86,6 +92,8 @@ def eval_command(
 
     Example: agentjournal policy eval policy.yaml query_sql '{"sql": "drop table users"}'
     """
+    from agentjournal.agents.policy import RunMetrics
+
     policy = _load(path)
     try:
         parsed: Any = json.loads(arguments)
@@ -124,6 +132,8 @@ def replay_command(
 
     Example: agentjournal policy replay new-policy.yaml --fail-on-change
     """
+    from agentjournal.agents.policy import RELEVANT_EVENT_TYPES
+
     policy = _load(path)
     journal = open_journal()
     head = journal.head_position()

@@ -14,46 +14,23 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich import box
 from rich.table import Table
 
 from agentjournal.cli.app import app, console, errors, open_journal, progress_bar
-from agentjournal.journal import Journal
-from agentjournal.messaging.leases import DEFAULT_TTL, LeaseRegistry, default_node
-from agentjournal.projections import (
-    PeriodicJob,
-    ProjectionError,
-    ProjectionRunner,
-    Worker,
-    builtin_projection,
-    builtin_projections,
-    checkpoint,
-    dead_letters,
-    projection_status,
-    wait_for,
-)
-from agentjournal.projections.alerts import fire_alerts, fired_alerts
-from agentjournal.projections.metrics import (
-    GROUPS,
-    METRICS,
-    approvals_queue,
-    metric_series,
-    metrics,
-    parse_duration,
-    policy_decisions,
-    search,
-    tool_usage,
-)
-from agentjournal.projections.plot import plot_series
-from agentjournal.projections.runner import lease_name
+from agentjournal.cli.output import JsonOption, print_json
+from agentjournal.projections.metrics import GROUPS, METRICS
 
 projections_app = typer.Typer(
     no_args_is_help=True, help="Read models: status, rebuild, read-your-writes waits, parked events."
 )
 app.add_typer(projections_app, name="projections")
+
+if TYPE_CHECKING:
+    from agentjournal.journal import Journal
 
 
 def _time(moment: datetime | None) -> str:
@@ -66,6 +43,8 @@ def _number(value: float | None, digits: int = 1, prefix: str = "") -> str:
 
 def _note_lag(journal: Journal, name: str) -> None:
     """Say so when a read model is behind the journal, so a short answer is not taken as complete."""
+    from agentjournal.projections import checkpoint
+
     behind = journal.head_position() - checkpoint(journal, name)
     if behind > 0:
         errors.print(
@@ -86,6 +65,8 @@ def projections_status() -> None:
 
     Example: agentjournal projections status
     """
+    from agentjournal.projections import projection_status
+
     rows = projection_status(open_journal())
     table = _table("projection", "checkpoint", "head", "lag (events)", "lag (s)", "owner node", "lease until", "parked")
     for row in rows:
@@ -113,6 +94,10 @@ def projections_rebuild(
 
     Example: agentjournal projections rebuild runs
     """
+    from agentjournal.messaging.leases import LeaseRegistry, default_node
+    from agentjournal.projections import ProjectionError, ProjectionRunner, builtin_projection
+    from agentjournal.projections.runner import lease_name
+
     journal = open_journal()
     projection = builtin_projection(name)
     leases = LeaseRegistry(journal)
@@ -148,6 +133,8 @@ def projections_wait(
 
     Example: agentjournal projections wait runs --position 1042
     """
+    from agentjournal.projections import wait_for
+
     reached = wait_for(open_journal(), name, position, timeout=timeout)
     console.print(f"{name} is at position {reached:,} (>= {position:,})")
 
@@ -160,6 +147,8 @@ def projections_dead_letters(
 
     Example: agentjournal projections dead-letters runs
     """
+    from agentjournal.projections import dead_letters
+
     parked = dead_letters(open_journal(), name)
     if not parked:
         console.print("no parked events")
@@ -187,6 +176,8 @@ def search_command(
 
     Example: agentjournal search "ORD-5521"
     """
+    from agentjournal.projections.metrics import search
+
     journal = open_journal()
     hits = search(journal, text, limit=limit)
     table = _table("pos", "time", "stream", "ver", "type", "text", title=f"{len(hits)} events matching {text!r}")
@@ -211,6 +202,9 @@ def metrics_command(
 
     Example: agentjournal metrics --by model --since 7d --plot cost.png --metric cost_per_successful_run
     """
+    from agentjournal.projections.metrics import metric_series, metrics, parse_duration
+    from agentjournal.projections.plot import plot_series
+
     journal = open_journal()
     until = datetime.now(UTC)
     start = until - parse_duration(since)
@@ -253,6 +247,8 @@ def tool_usage_command(
 
     Example: agentjournal tool-usage --since 7d
     """
+    from agentjournal.projections.metrics import parse_duration, tool_usage
+
     start = datetime.now(UTC) - parse_duration(since) if since else None
     table = _table("tool", "calls", "failures", "latency p50 (ms)", "p95 (ms)")
     for row in tool_usage(open_journal(), since=start):
@@ -272,30 +268,40 @@ def policy_decisions_command() -> None:
 
     Example: agentjournal policy-decisions
     """
+    from agentjournal.projections.metrics import policy_decisions
+
     table = _table("rule", "action", "decisions", "last")
     for row in policy_decisions(open_journal()):
         table.add_row(row.rule, row.action, f"{row.decisions:,}", _time(row.last_at))
     console.print(table)
 
 
-@app.command("approvals-queue")
-def approvals_queue_command(limit: Annotated[int, typer.Option(help="At most this many")] = 100) -> None:
-    """Tool calls waiting for a human decision, oldest first.
+@app.command("agent-metrics")
+def agent_metrics_command(
+    since: Annotated[str, typer.Option(help="Window: conversations started this long ago, e.g. 24h, 7d")] = "7d",
+    as_json: JsonOption = False,
+) -> None:
+    """Seed 002's agent dashboard: per active agent, conversations, average duration, tools per conversation,
+    handoffs (the runs read model, brought up to date first).
 
-    Example: agentjournal approvals-queue
+    Example: agentjournal agent-metrics --since 24h
     """
-    table = _table("run", "ver", "approval id", "agent", "tenant", "tool", "arguments", "rule", "waiting since")
-    for row in approvals_queue(open_journal(), limit=limit):
+    from agentjournal.projections.metrics import parse_duration
+    from agentjournal.projections.queries import agent_metrics
+
+    until = datetime.now(UTC)
+    rows = agent_metrics(open_journal(), since=until - parse_duration(since), until=until)
+    if as_json:
+        print_json(rows)
+        return
+    table = _table("agent", "conversations", "avg duration (ms)", "tools / conversation", "handoffs")
+    for row in rows:
         table.add_row(
-            row.run_id,
-            str(row.version),
-            row.approval_id or "",
-            row.agent or "",
-            row.tenant_id or "",
-            row.tool,
-            row.arguments[:60],
-            row.rule or "",
-            _time(row.requested_at),
+            row.agent,
+            f"{row.conversations:,}",
+            _number(row.avg_duration_ms, 0),
+            _number(row.avg_tools_per_conversation, 2),
+            f"{row.handoffs:,}",
         )
     console.print(table)
 
@@ -309,6 +315,8 @@ def alerts_command(
 
     Example: agentjournal alerts --check
     """
+    from agentjournal.projections.alerts import fire_alerts, fired_alerts
+
     journal = open_journal()
     if check:
         fired = fire_alerts(journal)
@@ -332,7 +340,7 @@ def alerts_command(
 @app.command("worker")
 def worker_command(
     node: Annotated[str | None, typer.Option(help="This node's name in the lease registry (default host:pid)")] = None,
-    ttl: Annotated[float, typer.Option(help="Lease time-to-live in seconds")] = DEFAULT_TTL,
+    ttl: Annotated[float | None, typer.Option(help="Lease time-to-live in seconds (default 15)")] = None,
     projection: Annotated[
         list[str] | None, typer.Option("--projection", "-p", help="Run only these projections (repeatable)")
     ] = None,
@@ -346,9 +354,14 @@ def worker_command(
 
     Example: agentjournal --db postgresql://localhost/agents worker --node node-a
     """
+    from agentjournal.messaging.leases import DEFAULT_TTL
+    from agentjournal.projections import PeriodicJob, Worker, builtin_projection, builtin_projections
+    from agentjournal.projections.alerts import fire_alerts
+
     journal = open_journal()
     chosen = [builtin_projection(name) for name in projection] if projection else builtin_projections()
     jobs = [PeriodicJob("alerts", alerts_every, lambda: fire_alerts(journal))] if alerts_every > 0 else []
+    ttl = DEFAULT_TTL if ttl is None else ttl
     worker = Worker(journal, chosen, node=node, ttl=ttl, batch_size=batch_size, jobs=jobs)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
@@ -375,6 +388,8 @@ def leases_command() -> None:
 
     Example: agentjournal leases
     """
+    from agentjournal.messaging.leases import LeaseRegistry
+
     table = _table("lease", "owner node", "token", "state", "expires", "acquired", "renewed")
     for info in LeaseRegistry(open_journal()).leases():
         table.add_row(

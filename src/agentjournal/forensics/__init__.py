@@ -1,4 +1,8 @@
-"""Forensics: explainers, timelines, invariants and bisect, lineage, what-if replay, audit export."""
+"""Forensics: explainers, timelines, invariants and bisect, lineage, what-if replay, audit export.
+
+Imported eagerly, unlike the other packages: most of its names are also the names of its modules
+(`bisect`, `audit`, `explainers`, ...), which a lazy package would let a submodule import shadow.
+"""
 
 from agentjournal.forensics.audit import AuditReport, StreamStatus, audit
 from agentjournal.forensics.bisect import BisectResult, Transition, bisect, bisect_journal, bisect_stream

@@ -25,8 +25,9 @@ from agentjournal.forensics.invariants import Errored, Holds, Invariant, Invaria
 from agentjournal.forensics.lineage import Chain, causes
 from agentjournal.journal import InvalidEventError, Journal, RecordedEvent
 from agentjournal.journal.envelope import canonical_json
-from agentjournal.model import Aggregate, Repository, aggregate_types
+from agentjournal.model import Aggregate, Repository
 from agentjournal.model.repository import check_version
+from agentjournal.runs import aggregate_for
 
 S = TypeVar("S")
 
@@ -254,7 +255,7 @@ def bisect_stream(
     progress: Progress | None = None,
 ) -> BisectResult:
     """The first version of `stream_id` after which `invariant` fails on the folded aggregate."""
-    kind = aggregate or invariant.aggregate or aggregate_types.for_stream(stream_id)
+    kind = aggregate or invariant.aggregate or aggregate_for(journal, stream_id)
     repository = Repository(journal, kind)
     current = repository.current_version(stream_id)
     end = current if to_version is None else to_version

@@ -16,8 +16,9 @@ from agentjournal.forensics.invariants import Invariant, Outcome
 from agentjournal.journal import InvalidEventError, Journal, NewEvent, RecordedEvent
 from agentjournal.journal.envelope import canonical_json
 from agentjournal.journal.ids import uuid7
-from agentjournal.model import Aggregate, VersionOutOfRangeError, aggregate_types
+from agentjournal.model import Aggregate, VersionOutOfRangeError
 from agentjournal.model.repository import read_versions, require_stream
+from agentjournal.runs import aggregate_for
 
 
 @dataclass
@@ -75,7 +76,7 @@ def what_if(
     if aggregate is None and len(declared) > 1:
         names = ", ".join(sorted(kind.__name__ for kind in declared))
         raise InvalidEventError(f"the invariants fold different aggregates ({names}); pass aggregate=...")
-    kind = aggregate or (declared.pop() if declared else aggregate_types.for_stream(stream_id))
+    kind = aggregate or (declared.pop() if declared else aggregate_for(journal, stream_id))
     actual, hypothetical = kind(stream_id), kind(stream_id)
     events: list[RecordedEvent] = []
     changes: list[str] = []

@@ -7,7 +7,7 @@ snapshot there, so every later load of that stream is bounded the same way.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Generic, TypeVar
 
@@ -21,6 +21,8 @@ A = TypeVar("A", bound=Aggregate)
 
 PAGE = 5000
 """Events read per query while folding a long stream."""
+LAST = 2**31 - 1
+"""An upper bound no version reaches: "to the end of the stream"."""
 
 
 class Repository(Generic[A]):
@@ -45,13 +47,19 @@ class Repository(Generic[A]):
 
     def load(self, stream_id: str) -> A:
         """The aggregate at the stream's current version."""
-        current = self.current_version(stream_id)
-        return self._fold_to(stream_id, current)
+        aggregate = self._fold_to(stream_id, None)
+        if aggregate.version == 0:
+            raise StreamNotFoundError(f"no stream {stream_id!r} in {self.journal.url}")
+        return aggregate
 
     def load_at_version(self, stream_id: str, version: int) -> A:
         """The aggregate as it was right after event `version` (1-based)."""
-        check_version(stream_id, version, self.current_version(stream_id))
-        return self._fold_to(stream_id, version)
+        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+            check_version(stream_id, version, self.current_version(stream_id))
+        aggregate = self._fold_to(stream_id, version)
+        if aggregate.version != version:  # the stream is shorter (or absent): say how long it is
+            check_version(stream_id, version, self.current_version(stream_id))
+        return aggregate
 
     def load_at_time(self, stream_id: str, moment: datetime) -> A:
         """The aggregate as it was at `moment`: after the last event recorded at or before it."""
@@ -71,9 +79,31 @@ class Repository(Generic[A]):
             aggregate.version = snapshot.version
         return aggregate
 
-    def _fold_to(self, stream_id: str, version: int) -> A:
-        aggregate = self.load_snapshot(stream_id, version)
-        taken = self._fold(aggregate, read_versions(self.journal, stream_id, aggregate.version + 1, version))
+    def _fold_to(self, stream_id: str, version: int | None) -> A:
+        """The aggregate up to `version` (None: the end), from the newest usable snapshot; with a snapshot
+        store, the snapshot and the events after it come in one read."""
+        upto = LAST if version is None else version
+        aggregate = self.aggregate_type(stream_id)
+        if self._store is None:
+            events: Iterator[RecordedEvent] = read_versions(self.journal, stream_id, 1, upto)
+        else:
+            kind = self.aggregate_type
+            snapshot, first = self._store.start(
+                self.journal, stream_id, kind.type_name(), state_version=kind.state_version, upto=upto, limit=PAGE
+            )
+            if (
+                snapshot is not None
+                and first
+                and first[0].version == snapshot.version
+                and first[0].hash == snapshot.event_hash
+            ):
+                aggregate.restore_state(snapshot.state)
+                aggregate.version = snapshot.version
+                first = first[1:]
+            elif snapshot is not None:  # taken against other events (e.g. a different database): never trusted
+                first = self.journal.read_stream(stream_id, 1, upto, limit=PAGE)
+            events = _then(first, lambda after: read_versions(self.journal, stream_id, after, upto))
+        taken = self._fold(aggregate, events)
         if self._store is not None:
             self._store.save(taken)
         return aggregate
@@ -140,6 +170,13 @@ def check_version(stream_id: str, version: object, current: int) -> int:
     if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= current:
         raise VersionOutOfRangeError(stream_id, version, current)
     return version
+
+
+def _then(page: list[RecordedEvent], rest: Callable[[int], Iterator[RecordedEvent]]) -> Iterator[RecordedEvent]:
+    """The events of a first page, then (when it was full) those after it."""
+    yield from page
+    if len(page) == PAGE:
+        yield from rest(page[-1].version + 1)
 
 
 def read_versions(journal: Journal, stream_id: str, start: int, end: int) -> Iterator[RecordedEvent]:

@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from agentjournal.journal import Journal
+from agentjournal.journal import Journal, RecordedEvent
 from agentjournal.journal.backends.sql import SQLJournal
 from agentjournal.journal.envelope import format_time
 
@@ -49,6 +49,15 @@ class SnapshotStore(ABC):
 
     @abstractmethod
     def count(self, stream_id: str, aggregate_type: str) -> int: ...
+
+    def start(
+        self, journal: Journal, stream_id: str, aggregate_type: str, *, state_version: int, upto: int, limit: int
+    ) -> tuple[Snapshot | None, list[RecordedEvent]]:
+        """The newest snapshot at or below `upto`, and up to `limit` events of the stream from its version
+        (inclusive, so its hash can be checked) or from 1 without one, up to `upto`."""
+        snapshot = self.latest(stream_id, aggregate_type, state_version, upto)
+        first = snapshot.version if snapshot is not None else 1
+        return snapshot, journal.read_stream(stream_id, first, upto, limit=limit)
 
 
 class MemorySnapshotStore(SnapshotStore):
@@ -120,6 +129,30 @@ class SQLSnapshotStore(SnapshotStore):
         ]
         with self.journal.transaction() as cursor:
             cursor.executemany(sql, rows)
+
+    def start(
+        self, journal: Journal, stream_id: str, aggregate_type: str, *, state_version: int, upto: int, limit: int
+    ) -> tuple[Snapshot | None, list[RecordedEvent]]:
+        """One round trip: the snapshot and the events after it come back in one query."""
+        p = self.journal.param
+        rows = self.journal.query(
+            f"SELECT s.version, s.event_hash, CASE WHEN e.version = s.version THEN s.state END, "
+            f"{self.journal.event_columns('e')} FROM (SELECT 1 AS one) base "
+            "LEFT JOIN (SELECT version, event_hash, state FROM aj_snapshots "
+            f"WHERE stream_id = {p} AND aggregate_type = {p} AND state_version = {p} AND version <= {p} "
+            "ORDER BY version DESC LIMIT 1) s ON 1 = 1 "
+            f"JOIN aj_events e ON e.stream_id = {p} AND e.version >= coalesce(s.version, 1) AND e.version <= {p} "
+            f"ORDER BY e.version LIMIT {p}",
+            (stream_id, aggregate_type, state_version, upto, stream_id, upto, limit),
+        )
+        if not rows:
+            return None, []
+        snapshot = None
+        version, event_hash, state = rows[0][:3]
+        if version is not None and state is not None:
+            state_json = state.encode() if isinstance(state, str) else bytes(state)
+            snapshot = Snapshot(stream_id, aggregate_type, int(version), state_version, event_hash, state_json)
+        return snapshot, self.journal.decode_events([row[3:] for row in rows])
 
     def count(self, stream_id: str, aggregate_type: str) -> int:
         p = self.journal.param

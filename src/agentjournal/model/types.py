@@ -1,7 +1,8 @@
 """Which Aggregate type a stream folds into: registered per stream-id prefix, importable by path.
 
-The CLI's `state STREAM` uses this: `run-` streams fold into the run aggregate once the
-agents layer registers it; any other stream folds into StreamSummary.
+The CLI's `state STREAM` asks `agentjournal.runs.aggregate_for`, which uses this registry first
+and recognises runs of the contract by their first event; any other stream folds into
+StreamSummary.
 """
 
 from __future__ import annotations

@@ -14,10 +14,13 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from agentjournal.journal import Journal, JournalError, RecordedEvent
-from agentjournal.journal.backends.sql import SQLJournal
+from agentjournal.journal.errors import JournalError
+
+if TYPE_CHECKING:  # kept out of the import, so the CLI's options can name this package's constants cheaply
+    from agentjournal.journal import Journal, RecordedEvent
+    from agentjournal.journal.backends.sql import SQLJournal
 
 
 class ProjectionError(JournalError):
@@ -26,6 +29,8 @@ class ProjectionError(JournalError):
 
 def require_sql(journal: Journal, what: str) -> SQLJournal:
     """The journal as a SQL journal, or a clear error for the memory backend."""
+    from agentjournal.journal.backends.sql import SQLJournal
+
     if not isinstance(journal, SQLJournal):
         raise ProjectionError(
             f"{what} keep their read models in the journal's database; the {journal.backend_name} backend has none. "

@@ -17,11 +17,13 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from agentjournal.journal import Journal
-from agentjournal.journal.backends.sql import SQLJournal
 from agentjournal.projections.base import ProjectionError, require_sql
+
+if TYPE_CHECKING:
+    from agentjournal.journal import Journal
+    from agentjournal.journal.backends.sql import SQLJournal
 
 GROUPS = {"route": "route", "model": "model", "tenant": "tenant_id", "agent": "agent", "all": "'all'"}
 METRICS = (
@@ -221,34 +223,6 @@ def policy_decisions(journal: Journal) -> list[PolicyDecisionCount]:
         "SELECT rule, action, decisions, last_at FROM aj_rm_policy_decisions ORDER BY decisions DESC, rule, action"
     )
     return [PolicyDecisionCount(r[0], r[1], int(r[2]), datetime.fromtimestamp(float(r[3]), UTC)) for r in rows]
-
-
-@dataclass(frozen=True, slots=True)
-class PendingApproval:
-    run_id: str
-    version: int
-    approval_id: str | None
-    agent: str | None
-    tenant_id: str | None
-    tool: str
-    arguments: str
-    rule: str | None
-    requested_at: datetime
-
-
-def approvals_queue(journal: Journal, *, limit: int = 100) -> list[PendingApproval]:
-    """Tool calls waiting for a human, oldest first."""
-    sql_journal = require_sql(journal, "read models")
-    rows = sql_journal.query(
-        "SELECT d.run_id, d.version, d.approval_id, r.agent, d.tenant_id, d.tool, d.arguments, d.rule, d.proposed_at "
-        "FROM aj_rm_tool_decisions d LEFT JOIN aj_rm_runs r ON r.run_id = d.run_id "
-        f"WHERE d.status = 'pending' ORDER BY d.proposed_at, d.run_id LIMIT {sql_journal.param}",
-        [limit],
-    )
-    return [
-        PendingApproval(r[0], int(r[1]), r[2], r[3], r[4], r[5], r[6], r[7], datetime.fromtimestamp(float(r[8]), UTC))
-        for r in rows
-    ]
 
 
 @dataclass(frozen=True, slots=True)

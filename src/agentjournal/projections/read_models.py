@@ -6,12 +6,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import orjson
+from pydantic import ValidationError
 
 from agentjournal.journal import RecordedEvent
 from agentjournal.projections.base import Projection, Tx
-from agentjournal.projections.runs import RUN_PREFIX, run_id_of
+from agentjournal.runs import RUN_PREFIX, run_id_of
+from agentjournal.runs.events import ToolProposed
 
-_CALL_ID_FIELDS = ("call_id", "tool_call_id", "proposal_id")
 _DECISION_COLUMNS = (
     "run_id",
     "version",
@@ -26,24 +27,28 @@ _DECISION_COLUMNS = (
     "reason",
     "proposed_at",
     "decided_at",
+    "agent",
+    "arguments_hash",
+    "expires_at",
 )
-_OPEN = ("proposed", "pending")
+OPEN_STATUSES = ("proposed", "allowed", "pending", "approved", "rejected", "executing")
+"""A call in one of these has not reached its end; the others are final: denied, refused, executed,
+failed, observed (a rejection the agent was told about) and closed (its run ended first)."""
 _POLICY_STATUS = {"allow": "allowed", "deny": "denied", "require_human_approval": "pending"}
+_RUN_ENDS = {"RunCompleted": "completed first", "RunAborted": "was aborted", "RunCancelled": "was cancelled"}
 
 
-def _call_id(data: Mapping[str, Any]) -> str | None:
-    for name in _CALL_ID_FIELDS:
-        if data.get(name) is not None:
-            return str(data[name])[:200]
-    return None
+def _arguments(value: Any) -> str:
+    return orjson.dumps(value if value is not None else {}, option=orjson.OPT_SORT_KEYS).decode()
 
 
 class ToolDecisionsProjection(Projection):
-    """aj_rm_tool_decisions: every proposed tool call and what became of it.
+    """aj_rm_tool_decisions: every proposed tool call, what the guard and the humans decided, and its end.
 
-    The approvals queue is its rows with status `pending` (the policy sent the call to a human
-    and nobody has approved or rejected it yet). A decision event finds its proposal by call id
-    or by approval id (ApprovalRequested carries both), otherwise it is the run's latest open one.
+    The approvals queue is its rows with status `pending`; the runs a worker must resume are those
+    with a row `approved` or `rejected` (a human decided; no worker has acted on it yet). A row
+    closes when its call executes, fails, is refused or its run ends (which closes its pending
+    approvals in this queue too). Proposals that do not fit the run contract are left out.
     """
 
     name: ClassVar[str] = "tool_decisions"
@@ -53,6 +58,11 @@ class ToolDecisionsProjection(Projection):
         "ApprovalRequested",
         "ToolApproved",
         "ToolRejected",
+        "ToolClaimed",
+        "ToolExecuted",
+        "ToolFailed",
+        "ObservationCaptured",
+        *_RUN_ENDS,
     )
     tables: ClassVar[tuple[str, ...]] = ("aj_rm_tool_decisions",)
 
@@ -61,10 +71,11 @@ class ToolDecisionsProjection(Projection):
         if not streams:
             return
         run_ids = [run_id_of(stream) for stream in streams]
+        statuses = ", ".join(f"'{status}'" for status in OPEN_STATUSES)
         open_rows: dict[str, list[dict[str, Any]]] = {run_id: [] for run_id in run_ids}
         for row in tx.select_in(
             f"SELECT {', '.join(_DECISION_COLUMNS)} FROM aj_rm_tool_decisions "
-            "WHERE status IN ('proposed', 'pending') AND run_id IN ({}) ORDER BY version",
+            f"WHERE status IN ({statuses}) AND run_id IN ({{}}) ORDER BY version",
             run_ids,
         ):
             open_rows[row[0]].append(dict(zip(_DECISION_COLUMNS, row, strict=True)))
@@ -73,43 +84,47 @@ class ToolDecisionsProjection(Projection):
             if not event.stream_id.startswith(RUN_PREFIX):
                 continue
             run_id, data = run_id_of(event.stream_id), event.data
+            rows = open_rows[run_id]
             if event.type == "ToolProposed":
+                try:
+                    proposed = ToolProposed.model_validate(data)
+                except ValidationError:
+                    continue
                 row = {
                     "run_id": run_id,
                     "version": event.version,
-                    "call_id": _call_id(data),
+                    "call_id": proposed.call_id[:200],
                     "approval_id": None,
                     "tenant_id": event.tenant_id,
-                    "tool": str(data.get("tool") or "?")[:200],
-                    "arguments": orjson.dumps(data.get("arguments", {}), option=orjson.OPT_SORT_KEYS).decode(),
+                    "tool": proposed.tool[:200],
+                    "arguments": _arguments(proposed.arguments),
                     "rule": None,
                     "status": "proposed",
                     "decided_by": None,
                     "reason": None,
                     "proposed_at": event.recorded_at.timestamp(),
                     "decided_at": None,
+                    "agent": proposed.agent[:200],
+                    "arguments_hash": None,
+                    "expires_at": None,
                 }
-                open_rows[run_id].append(row)
+                rows.append(row)
                 changed[(run_id, event.version)] = row
                 continue
-            row = _find_open(open_rows[run_id], _call_id(data), data.get("approval_id"))
+            if event.type in _RUN_ENDS:
+                ended = _RUN_ENDS[event.type] + (f": {data['reason']}" if data.get("reason") else "")
+                for row in rows:
+                    row["status"] = "closed"
+                    row["reason"] = f"the run {ended}"
+                    changed[(run_id, row["version"])] = row
+                rows.clear()
+                continue
+            row = _find_open(rows, data)
             if row is None:
                 continue
-            if event.type == "PolicyEvaluated":
-                row["status"] = _POLICY_STATUS.get(str(data.get("action")), row["status"])
-                row["rule"] = str(data["rule"])[:200] if data.get("rule") is not None else None
-                row["reason"] = data.get("reason")
-            elif event.type == "ApprovalRequested":
-                row["status"] = "pending"
-                row["approval_id"] = str(data.get("approval_id") or "")[:200] or None
-            else:
-                row["status"] = "approved" if event.type == "ToolApproved" else "rejected"
-                decided_by = data.get("by") or data.get("approved_by") or data.get("rejected_by") or event.actor
-                row["decided_by"] = str(decided_by or "")[:200] or None
-                row["reason"] = data.get("reason", row["reason"])
-                row["decided_at"] = event.recorded_at.timestamp()
-            if row["status"] not in _OPEN:
-                open_rows[run_id].remove(row)
+            _advance(row, event)
+            if row["status"] not in OPEN_STATUSES:
+                rows.remove(row)
             changed[(run_id, row["version"])] = row
         tx.upsert(
             "aj_rm_tool_decisions",
@@ -119,14 +134,44 @@ class ToolDecisionsProjection(Projection):
         )
 
 
-def _find_open(rows: list[dict[str, Any]], call_id: str | None, approval_id: Any) -> dict[str, Any] | None:
-    """The open proposal a decision is about: by call id, by approval id, else the run's latest."""
+def _find_open(rows: list[dict[str, Any]], data: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The open call an event is about: by its call id, or (a human's decision) by its approval id."""
+    call_id, approval_id = data.get("call_id"), data.get("approval_id")
     for row in rows:
-        if (call_id is not None and row["call_id"] == call_id) or (
+        if (call_id is not None and row["call_id"] == str(call_id)) or (
             approval_id is not None and row["approval_id"] == str(approval_id)
         ):
             return row
-    return rows[-1] if rows else None
+    return None
+
+
+def _advance(row: dict[str, Any], event: RecordedEvent) -> None:
+    data, kind = event.data, event.type
+    if kind == "PolicyEvaluated":
+        row["status"] = _POLICY_STATUS.get(str(data.get("action")), row["status"])
+        row["rule"] = str(data["rule"])[:200] if data.get("rule") is not None else None
+        row["reason"] = data.get("reason")
+    elif kind == "ApprovalRequested":
+        row["status"] = "pending"
+        row["approval_id"] = str(data.get("approval_id") or "")[:200] or None
+        row["arguments"] = _arguments(data.get("arguments", {}))
+        row["arguments_hash"] = data.get("arguments_hash")
+        row["expires_at"] = data.get("expires_at")
+    elif kind in ("ToolApproved", "ToolRejected"):
+        row["status"] = "approved" if kind == "ToolApproved" else "rejected"
+        row["decided_by"] = str(data.get("by") or event.actor or "")[:200] or None
+        row["reason"] = data.get("reason", row["reason"])
+        row["decided_at"] = event.recorded_at.timestamp()
+    elif kind == "ToolClaimed":
+        row["status"] = "executing"
+    elif kind == "ToolExecuted":
+        row["status"] = "executed"
+    elif kind == "ToolFailed" and not data.get("will_retry"):
+        row["status"] = "failed"
+    elif kind == "ObservationCaptured" and not data.get("ok"):
+        row["status"] = "observed" if row["status"] == "rejected" else "refused"
+        if row["status"] == "refused":
+            row["reason"] = data.get("error") or row["reason"]
 
 
 class ToolUsageProjection(Projection):

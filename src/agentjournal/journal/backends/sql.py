@@ -274,6 +274,15 @@ class SQLJournal(Journal):
         """Rows of one read statement (placeholders in this dialect's `param` style)."""
         return self._rows(sql, params)
 
+    @staticmethod
+    def event_columns(alias: str) -> str:
+        """The events table's columns, in the order `decode_events` reads them, qualified by `alias`."""
+        return ", ".join(f"{alias}.{column.strip()}" for column in COLUMNS.split(","))
+
+    def decode_events(self, rows: Sequence[Sequence[Any]]) -> list[RecordedEvent]:
+        """Rows of `event_columns` as events, upcast as `read_stream` returns them (for a query that joins them)."""
+        return self._upcast([self._decode(row) for row in rows])
+
     @abstractmethod
     def transaction(self) -> AbstractContextManager[Any]:
         """A DB-API cursor inside one transaction: committed on exit, rolled back on error."""
