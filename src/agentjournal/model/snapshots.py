@@ -136,12 +136,12 @@ class SQLSnapshotStore(SnapshotStore):
         """One round trip: the snapshot and the events after it come back in one query."""
         p = self.journal.param
         rows = self.journal.query(
-            f"SELECT s.version, s.event_hash, CASE WHEN e.version = s.version THEN s.state END, "
-            f"{self.journal.event_columns('e')} FROM (SELECT 1 AS one) base "
-            "LEFT JOIN (SELECT version, event_hash, state FROM aj_snapshots "
+            "WITH s AS (SELECT version, event_hash, state FROM aj_snapshots "
             f"WHERE stream_id = {p} AND aggregate_type = {p} AND state_version = {p} AND version <= {p} "
-            "ORDER BY version DESC LIMIT 1) s ON 1 = 1 "
-            f"JOIN aj_events e ON e.stream_id = {p} AND e.version >= coalesce(s.version, 1) AND e.version <= {p} "
+            "ORDER BY version DESC LIMIT 1) "
+            f"SELECT s.version, s.event_hash, CASE WHEN e.version = s.version THEN s.state END, "
+            f"{self.journal.event_columns('e')} FROM aj_events e LEFT JOIN s ON 1 = 1 "
+            f"WHERE e.stream_id = {p} AND e.version >= coalesce((SELECT version FROM s), 1) AND e.version <= {p} "
             f"ORDER BY e.version LIMIT {p}",
             (stream_id, aggregate_type, state_version, upto, stream_id, upto, limit),
         )
