@@ -84,6 +84,7 @@ def test_code_that_asks_for_a_call_the_recording_lacks_diverges(journal: Journal
     with pytest.raises(DivergenceError) as raised:
         replay_sync(journal, "before-policy", [agent(script, policy=seed_policy())])
     assert raised.value.what.startswith("model call 2")
+    assert raised.value.changes == ["message 3 (tool, the result of call_1_1): its content differs"]
     recorded = raised.value.recorded["new messages"][0]["content"]  # type: ignore[index]
     requested = raised.value.requested["new messages"][0]["content"]
     assert recorded == '{"rows":[]}'

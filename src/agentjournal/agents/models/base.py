@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import contextmanager, suppress
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 import orjson
 
@@ -200,3 +200,87 @@ class PerLoop(Generic[ClientT]):
             if owned:
                 with suppress(Exception):  # the loop is ending: nobody is left to tell
                     await self._close(client)
+
+
+_ANOTHER_LOOP = "belongs to the event loop it was first used on, and this request runs on another one"
+
+
+@dataclass(frozen=True)
+class SDK(Generic[ClientT]):
+    """What an adapter tells `sdk_clients` about its provider's SDK (both SDKs share one design)."""
+
+    provider: str
+    """As messages name it, e.g. "OpenAI"."""
+    adapter: str
+    """The adapter class, e.g. "OpenAIModel"."""
+    client_type: type[Any]
+    default_pool: Callable[..., Any]
+    """The SDK's DefaultAsyncHttpxClient."""
+    own_pool_type: type[Any]
+    """The pool class the SDK makes when it is given none (a client holding another can't be copied)."""
+
+
+def sdk_clients(
+    sdk: SDK[ClientT],
+    model: str,
+    *,
+    client: Any,
+    http_client: Any,
+    settings: dict[str, Any],
+) -> PerLoop[ClientT]:
+    """The clients of one adapter, one per event loop.
+
+    From the settings: a new client per loop, with a pool of its own (not the SDK's default,
+    whose `__del__` would close it on whatever loop runs then); the first is built now, so bad
+    settings fail here. A ready `client=` serves its first loop and is copied, with a new pool,
+    for the others; a function (`client=` or `http_client=`) is called once per loop. A ready
+    `http_client=` (or a client holding one) cannot be rebuilt for another loop: a request there
+    fails with a ModelError that says what to pass instead. What the caller passed is never closed.
+    """
+    first: tuple[ClientT, bool] | None
+    following: Callable[[], ClientT]
+
+    def refuse_http_client() -> ClientT:
+        raise ModelError(
+            f"{sdk.provider} {model}: the http_client passed to {sdk.adapter} {_ANOTHER_LOOP} (each "
+            "Runtime.run_sync starts a new event loop); pass http_client= a function that returns a new httpx "
+            "AsyncClient, e.g. http_client=lambda: httpx.AsyncClient(...)"
+        )
+
+    def copy(ready: Any) -> ClientT:
+        if not isinstance(ready._client, sdk.own_pool_type):
+            raise ModelError(
+                f"{sdk.provider} {model}: the client passed to {sdk.adapter} holds its own http_client, which "
+                f"{_ANOTHER_LOOP} (each Runtime.run_sync starts a new event loop); pass client= a function "
+                f"that returns a new {sdk.client_type.__name__}, or the settings (api_key=, base_url=, "
+                "http_client= a function that returns a new httpx AsyncClient)"
+            )
+        pool = sdk.default_pool(base_url=ready.base_url, timeout=ready.timeout)
+        return cast(ClientT, ready.copy(http_client=pool))
+
+    def make(pool: Any) -> ClientT:
+        return cast(ClientT, sdk.client_type(**settings, http_client=pool))
+
+    def build() -> ClientT:
+        return make(http_client() if callable(http_client) else sdk.default_pool())
+
+    if isinstance(client, sdk.client_type):
+        ready = client
+        first, following = (ready, False), lambda: copy(ready)
+    elif client is not None:
+        first, following = None, client
+    elif http_client is None or callable(http_client):
+        first, following = (build(), True), build
+    else:  # a ready http_client stays the caller's: not closed here, and of no use on another loop
+        first, following = (make(http_client), False), refuse_http_client
+
+    def for_loop() -> tuple[ClientT, bool]:
+        """The first loop gets the client at hand (then forgotten, so it can go with its loop), others a new one."""
+        nonlocal first
+        taken, first = first, None
+        return taken if taken is not None else (following(), True)
+
+    async def close(made: ClientT) -> None:
+        await made.close()  # type: ignore[attr-defined]
+
+    return PerLoop(for_loop, close)

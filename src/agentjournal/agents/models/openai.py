@@ -27,18 +27,21 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 
 from agentjournal.agents.models.base import (
+    SDK,
     Message,
     Model,
     ModelError,
     ModelRequest,
     ModelResponse,
-    PerLoop,
     ToolCall,
     check_real_request,
+    sdk_clients,
 )
 from agentjournal.agents.models.prices import cost_usd
 
-_ANOTHER_LOOP = "belongs to the event loop it was first used on, and this request runs on another one"
+_SDK: SDK[openai.AsyncOpenAI] = SDK(
+    "OpenAI", "OpenAIModel", openai.AsyncOpenAI, openai.DefaultAsyncHttpxClient, AsyncHttpxClientWrapper
+)
 
 
 class OpenAIModel(Model):
@@ -64,56 +67,12 @@ class OpenAIModel(Model):
         self.name = name
         self.max_tokens = max_tokens
         self.temperature = temperature
-        self._first: tuple[openai.AsyncOpenAI, bool] | None
-        self._next: Callable[[], openai.AsyncOpenAI]
-        if isinstance(client, openai.AsyncOpenAI):
-            ready = client
-            self._first, self._next = (ready, False), lambda: self._copy(ready)
-        elif client is not None:
-            self._first, self._next = None, client
-        else:
-            settings: dict[str, Any] = {"api_key": api_key, "base_url": base_url}
-            if timeout is not None:
-                settings["timeout"] = timeout
-            if max_retries is not None:
-                settings["max_retries"] = max_retries
-
-            def build() -> openai.AsyncOpenAI:
-                # Our own pool rather than the SDK's, whose __del__ would close it on whatever loop runs then.
-                pool = http_client() if callable(http_client) else openai.DefaultAsyncHttpxClient()
-                return openai.AsyncOpenAI(**settings, http_client=pool)
-
-            # The first client is built now, as before, so that missing credentials fail here, not at a request.
-            if http_client is None or callable(http_client):
-                self._first, self._next = (build(), True), build
-            else:  # a ready http_client stays the caller's: not closed here, and of no use on another loop
-                self._first = (openai.AsyncOpenAI(**settings, http_client=http_client), False)
-                self._next = self._refuse_http_client
-        self._clients = PerLoop(self._client_for_loop, _close)
-
-    def _client_for_loop(self) -> tuple[openai.AsyncOpenAI, bool]:
-        """The first loop gets the client at hand (then forgotten, so it can go with its loop), others `_next`."""
-        first, self._first = self._first, None
-        return first if first is not None else (self._next(), True)
-
-    def _copy(self, client: openai.AsyncOpenAI) -> openai.AsyncOpenAI:
-        """The client with a new connection pool (`copy()` alone would share the old one)."""
-        if not isinstance(client._client, AsyncHttpxClientWrapper):
-            raise ModelError(
-                f"OpenAI {self.name}: the client passed to OpenAIModel holds its own http_client, which "
-                f"{_ANOTHER_LOOP} (each Runtime.run_sync starts a new event loop); pass client= a function "
-                "that returns a new AsyncOpenAI, or the settings (api_key=, base_url=, http_client= a function "
-                "that returns a new httpx AsyncClient)"
-            )
-        pool = openai.DefaultAsyncHttpxClient(base_url=client.base_url, timeout=client.timeout)
-        return client.copy(http_client=pool)
-
-    def _refuse_http_client(self) -> openai.AsyncOpenAI:
-        raise ModelError(
-            f"OpenAI {self.name}: the http_client passed to OpenAIModel {_ANOTHER_LOOP} (each Runtime.run_sync "
-            "starts a new event loop); pass http_client= a function that returns a new httpx AsyncClient, "
-            "e.g. http_client=lambda: httpx.AsyncClient(...)"
-        )
+        settings: dict[str, Any] = {"api_key": api_key, "base_url": base_url}
+        if timeout is not None:
+            settings["timeout"] = timeout
+        if max_retries is not None:
+            settings["max_retries"] = max_retries
+        self._clients = sdk_clients(_SDK, name, client=client, http_client=http_client, settings=settings)
 
     async def request(self, request: ModelRequest) -> ModelResponse:
         check_real_request("OpenAI")
@@ -179,10 +138,6 @@ class OpenAIModel(Model):
             cost_usd=cost_usd(model, input_tokens, output_tokens),
             model=model,
         )
-
-
-async def _close(client: openai.AsyncOpenAI) -> None:
-    await client.close()
 
 
 def _message(message: Message) -> dict[str, Any]:
