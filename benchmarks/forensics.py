@@ -240,7 +240,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as folder:
         path = Path(args.db) if args.db else Path(folder) / "forensics.db"
         # synchronous=OFF only speeds up generating the data; reads are what is measured.
-        journal = Journal.open(args.url or f"sqlite:///{path}?synchronous=OFF")
+        journal = Journal.open(args.url or f"sqlite:///{path}?synchronous=OFF", create=True)
         try:
             if journal.head_position() == 0:
                 fill_journal(journal, sizes.journal, plant_at=int(sizes.journal * 0.61))

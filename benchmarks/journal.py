@@ -135,7 +135,7 @@ class Subject(ABC):
 
 class AgentJournalSubject(Subject):
     def __init__(self, url: str, sizes: Sizes) -> None:
-        self.journal = Journal.open(url)
+        self.journal = Journal.open(url, create=True)
         self.sizes = sizes
 
     def append_one(self, version: int) -> None:
@@ -342,7 +342,7 @@ def _subject(system: str, backend: str, url: str, sizes: Sizes) -> Subject | Non
             return EventsourcingSubject(_eventsourcing_postgres_env(url), sizes)
         return None  # the library has no MySQL persistence module
     # raw and raw-copy: the journal's migration creates the table, then the bare driver takes over
-    with Journal.open(url) as journal:
+    with Journal.open(url, create=True) as journal:
         conninfo = journal.conninfo if isinstance(journal, PostgresJournal) else ""
     if backend == "sqlite":
         conn: Any = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)

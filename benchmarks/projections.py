@@ -65,14 +65,14 @@ QUICK = Sizes(events=20_000, lag_seconds=3.0, lag_rate=100.0)
 def fresh_journal(backend: str, folder: Path) -> Iterator[Journal]:
     if backend == "sqlite":
         url = f"sqlite:///{folder / 'bench.db'}"
-        with Journal.open(url) as journal:
+        with Journal.open(url, create=True) as journal:
             yield journal
         return
     reason = databases.unreachable("PostgreSQL" if backend == "postgres" else "MariaDB", _server_url(backend))
     if reason:
         raise SystemExit(f"cannot benchmark {backend}: {reason}")
     throwaway = databases.postgres_schema() if backend == "postgres" else databases.mysql_database()
-    with throwaway as url, Journal.open(url) as journal:
+    with throwaway as url, Journal.open(url, create=True) as journal:
         yield journal
 
 

@@ -1,7 +1,9 @@
 """Fixtures that hand out journal URLs on real, throwaway databases.
 
 `journal_url` is parametrized over every backend; `sql_journal_url` over the persistent ones.
-A backend whose server cannot be reached fails under CI=true and skips (saying why) elsewhere.
+Each URL holds a new, empty journal (opening a URL to read never creates one); the `empty_*`
+fixtures hand out places with no journal at all. A backend whose server cannot be reached fails
+under CI=true and skips (saying why) elsewhere.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
+from agentjournal import Journal
 from agentjournal.cli import main  # noqa: F401  (registers every command module)
 from agentjournal.cli.app import app, close_journal, console, errors
 from agentjournal.testing import databases
@@ -38,23 +41,52 @@ def _require(name: str, url: str) -> None:
     pytest.skip(reason)
 
 
+def _created(url: str) -> str:
+    Journal.open(url, create=True).close()
+    return url
+
+
 @pytest.fixture
-def sqlite_url(tmp_path: Path) -> str:
+def empty_sqlite_url(tmp_path: Path) -> str:
+    """A SQLite URL naming a file that does not exist yet."""
     return f"sqlite:///{tmp_path / 'journal.db'}"
 
 
 @pytest.fixture
-def postgres_url() -> Iterator[str]:
+def sqlite_url(empty_sqlite_url: str) -> str:
+    return _created(empty_sqlite_url)
+
+
+@pytest.fixture
+def empty_postgres_url() -> Iterator[str]:
+    """A PostgreSQL URL naming a schema that does not exist yet (dropped afterwards if created)."""
     _require("PostgreSQL", databases.POSTGRES_URL)
     with databases.postgres_schema() as url:
         yield url
 
 
 @pytest.fixture
-def mysql_url() -> Iterator[str]:
+def postgres_url(empty_postgres_url: str) -> str:
+    return _created(empty_postgres_url)
+
+
+@pytest.fixture
+def empty_mysql_url() -> Iterator[str]:
+    """A MySQL/MariaDB URL naming a new database with no table in it."""
     _require("MariaDB", databases.MYSQL_URL)
     with databases.mysql_database() as url:
         yield url
+
+
+@pytest.fixture
+def mysql_url(empty_mysql_url: str) -> str:
+    return _created(empty_mysql_url)
+
+
+@pytest.fixture(params=["sqlite", "postgres", "mysql"])
+def empty_sql_url(request: pytest.FixtureRequest) -> str:
+    """A place with no journal, on each of the three real database backends."""
+    return str(request.getfixturevalue(f"empty_{request.param}_url"))
 
 
 def _backend_url(request: pytest.FixtureRequest, backend: str) -> str:

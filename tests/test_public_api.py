@@ -18,6 +18,7 @@ LAZY = [
     "agentjournal",
     "agentjournal.agents",
     "agentjournal.agents.models",
+    "agentjournal.evals",
     "agentjournal.journal",
     "agentjournal.messaging",
     "agentjournal.model",

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from agentjournal.journal import StreamClosedError as StreamClosedError
     from agentjournal.journal import VerifyReport as VerifyReport
     from agentjournal.journal import event_context as event_context
+    from agentjournal.journal.errors import AgentJournalError as AgentJournalError
 
 __getattr__, __dir__, __all__ = lazy_exports(
     __name__,
@@ -46,5 +47,6 @@ __getattr__, __dir__, __all__ = lazy_exports(
             "VerifyReport",
             "event_context",
         ),
+        "agentjournal.journal.errors": ("AgentJournalError",),
     },
 )

@@ -139,7 +139,7 @@ def serve() -> Iterator[Serve]:
 
 @pytest.fixture
 def sqlite_journal(tmp_path: Path) -> Iterator[Journal]:
-    with Journal.open(f"sqlite:///{tmp_path}/j.db") as opened:
+    with Journal.open(f"sqlite:///{tmp_path}/j.db", create=True) as opened:
         yield opened
 
 

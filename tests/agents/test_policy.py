@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from agentjournal.agents.policy import OPERATORS, Decision, Policy, PolicyError, RunMetrics, seed_policy_path
@@ -523,7 +524,7 @@ def test_policy_eval_decides_one_call(cli: Any, args: list[str], expected: str) 
 )
 def test_policy_eval_refuses_bad_input(cli: Any, args: list[str], message: str) -> None:
     result = cli("policy", "eval", str(seed_policy_path()), *args)
-    assert result.exit_code == 1 and message in result.output
+    assert result.exit_code == 2 and message in result.output  # a usage error, named by Typer
 
 
 def test_policy_replay_lists_past_calls_a_new_policy_would_change(
@@ -541,3 +542,37 @@ def test_policy_replay_lists_past_calls_a_new_policy_would_change(
     assert failing.exit_code == 1
     everything = cli("--db", sqlite_or_postgres_url, "policy", "replay", str(seed_policy_path()), "--all")
     assert everything.output.count("run-") >= 3
+
+
+def test_calls_made_with_no_policy_were_allowed_so_allowing_them_now_is_no_change(
+    cli: Any, sqlite_or_postgres_url: str
+) -> None:
+    with Journal.open(sqlite_or_postgres_url) as journal:
+        journal.append(
+            "run-old",
+            [
+                NewEvent("RunStarted", {"agent": "ops"}),
+                NewEvent("ToolProposed", {"tool": "search_docs", "arguments": {"query": "x"}, "call_id": "c0"}),
+                NewEvent("ToolExecuted", {"tool": "search_docs", "output": None, "call_id": "c0"}),
+                NewEvent("ToolProposed", {"tool": "query_sql", "arguments": {"sql": "drop table t"}, "call_id": "c1"}),
+                NewEvent("ToolExecuted", {"tool": "query_sql", "output": None, "call_id": "c1"}),
+            ],
+        )
+    args = ("--db", sqlite_or_postgres_url, "policy", "replay", str(seed_policy_path()), "--fail-on-change")
+    result = cli(*args, "--json")
+    assert result.exit_code == 1
+    rows = [orjson.loads(line) for line in result.output.splitlines() if line.startswith("{")]
+    assert [(row["tool"], row["then"], row["then_under_a_policy"], row["now"]) for row in rows] == [
+        ("query_sql", "allow", False, "deny")
+    ]
+    table = cli(*args)
+    assert "2 past call(s) judged; 1 would be decided differently" in table.output
+    assert "allow (no policy) → deny" in table.output
+    assert "(1 stricter, 0 looser)" in table.output
+    looser_only = cli(*args[:-1], "--fail-on", "looser")
+    assert looser_only.exit_code == 0, looser_only.output  # the change is stricter, not looser
+    stricter = cli(*args[:-1], "--fail-on", "stricter")
+    assert stricter.exit_code == 1 and "1 past call(s) in 1 run(s) would be decided stricter" in stricter.output
+    assert rows[0]["direction"] == "stricter"
+    wrong = cli(*args[:-1], "--fail-on", "worse")
+    assert wrong.exit_code == 2 and "is not one of: stricter, looser," in wrong.output

@@ -87,8 +87,8 @@ def test_a_stalled_run_is_resumed_and_its_call_executed_again_with_the_same_key(
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("runs", "list", "--status", "sleeping"), "--status 'sleeping': choose one of"),
-        (("runs", "list", "--since", "yesterday"), "--since 'yesterday' is neither"),
+        (("runs", "list", "--status", "sleeping"), "'sleeping' is not one of"),
+        (("runs", "list", "--since", "yesterday"), "'yesterday' is neither"),
         (("runs", "resume", "--stalled-after", "5 minutes"), "not a duration: '5 minutes'"),
     ],
 )

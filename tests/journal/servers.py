@@ -1,8 +1,12 @@
-"""Helpers for the tests that need a server to be absent."""
+"""Helpers for the tests that need a server to be absent, or present and silent."""
 
 from __future__ import annotations
 
 import socket
+
+from agentjournal.testing.databases import hung_port
+
+__all__ = ["closed_port", "hung_port"]
 
 
 def closed_port() -> int:

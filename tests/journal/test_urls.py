@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from agentjournal import Journal, JournalConnectionError
-from agentjournal.journal import UnsupportedURLError
+from agentjournal.journal import JournalNotFoundError, UnsupportedURLError
 
 
 @pytest.mark.parametrize("url", ["redis://localhost/0", "mongodb://x", "http://example.com/journal"])
@@ -56,3 +56,40 @@ def test_a_file_that_is_not_a_sqlite_database_is_refused(tmp_path: Path) -> None
     with pytest.raises(JournalConnectionError, match=f"cannot open SQLite journal '{path}': file is not a database"):
         Journal.open(f"sqlite:///{path}")
     assert path.read_text().startswith("these are notes")
+
+
+def test_a_memory_url_takes_no_parameters() -> None:
+    message = "unknown parameter 'x' in the memory URL memory://\\?x=1; known parameters: none"
+    with pytest.raises(UnsupportedURLError, match=message):
+        Journal.open("memory://?x=1")
+
+
+@pytest.mark.parametrize(
+    ("url", "known"),
+    [
+        ("sqlite:///j.db?foo=bar", "mode, synchronous"),
+        ("postgresql://u:secret@127.0.0.1:1/db?sslmode=require&foo=bar", "schema, connect_timeout"),
+        ("mysql://u:secret@127.0.0.1:1/db?timeout=3", "connect_timeout, read_timeout, write_timeout"),
+    ],
+)
+def test_an_unknown_parameter_is_refused_before_connecting_and_without_the_password(url: str, known: str) -> None:
+    with pytest.raises(UnsupportedURLError, match="unknown parameter") as refused:
+        Journal.open(url, create=True)
+    assert f"known parameters: {known}" in str(refused.value)
+    assert "secret" not in str(refused.value)
+    assert not Path("j.db").exists()
+
+
+def test_a_sqlite_url_naming_a_folder_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(JournalConnectionError, match="it is a folder, not a file"):
+        Journal.open(f"sqlite:///{tmp_path}", create=True)
+
+
+def test_a_missing_sqlite_file_is_not_created_by_opening(tmp_path: Path) -> None:
+    path = tmp_path / "typo.db"
+    with pytest.raises(JournalNotFoundError, match=f"^no journal at sqlite:///{path} \\(no such file\\); "):
+        Journal.open(f"sqlite:///{path}")
+    assert list(tmp_path.iterdir()) == []
+    with Journal.open(f"sqlite:///{path}", create=True) as journal:
+        assert journal.head_position() == 0
+    assert path.exists()

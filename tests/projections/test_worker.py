@@ -21,18 +21,19 @@ def test_two_workers_split_the_projections_fairly(journal: Journal) -> None:
         a = Worker(journal, builtin_projections(), node="node-a", ttl=30)
         b = Worker(other, builtin_projections(), node="node-b", ttl=30)
         a.lease_round()
-        assert len(a.runners) == 5  # alone: everything
+        assert len(a.runners) == 6  # alone: everything
         b.lease_round()  # two live nodes now, but node-a still holds every lease
         assert len(b.runners) == 0
-        a.lease_round()  # node-a sees node-b and hands two projections over
+        a.lease_round()  # node-a sees node-b and hands three projections over
         b.lease_round()
-        assert (len(a.runners), len(b.runners)) == (3, 2)
+        assert (len(a.runners), len(b.runners)) == (3, 3)
         owners = _owners(journal)
         assert {name for name in owners if name.startswith("node:")} == {"node:node-a", "node:node-b"}
         assert sorted(owner for name, owner in owners.items() if name.startswith("projection:")) == [
             "node-a",
             "node-a",
             "node-a",
+            "node-b",
             "node-b",
             "node-b",
         ]
@@ -71,12 +72,13 @@ def test_a_projection_no_other_node_can_run_is_not_orphaned(journal: Journal) ->
         everything = Worker(journal, builtin_projections(), node="node-a", ttl=30)
         only_runs = Worker(other, [RunsProjection()], node="node-b", ttl=30)
         only_runs.lease_round()  # node-b takes runs, its only projection
-        for _ in range(3):  # node-a: first its fair share (3 of 5), then what nobody else took
+        for _ in range(3):  # node-a: first its fair share (3 of 6), then what nobody else took
             everything.lease_round()
             only_runs.lease_round()
         owners = _owners(journal)
         assert owners.pop("projection:runs") == "node-b"
         assert sorted(name for name, owner in owners.items() if name.startswith("projection:")) == [
+            "projection:evaluations",
             "projection:policy_decisions",
             "projection:search",
             "projection:tool_decisions",
@@ -84,6 +86,6 @@ def test_a_projection_no_other_node_can_run_is_not_orphaned(journal: Journal) ->
         ]
         assert set(_owners(journal).values()) == {"node-a", "node-b"}
         everything.lease_round()
-        assert len(everything.runners) == 4  # stable: the rescued ones are not handed back and forth
+        assert len(everything.runners) == 5  # stable: the rescued ones are not handed back and forth
         everything.release_all()
         only_runs.release_all()

@@ -304,7 +304,7 @@ def demo(db_file: str | None, console: Console) -> dict[str, Any]:
     """Open a fresh SQLite journal (or `db_file`), run the demo on it and say how to explore it."""
     path = Path(db_file) if db_file else Path(tempfile.mkdtemp(prefix="agentjournal-demo-")) / "demo.db"
     url = f"sqlite:///{path}"
-    with Journal.open(url) as journal:
+    with Journal.open(url, create=True) as journal:
         facts = run_demo(journal, console)
     run = facts["refund"].run_id
     console.print(f"\nThe journal is {path}; explore it:", highlight=False)

@@ -42,11 +42,13 @@ from agentjournal.journal import (
     RecordedEvent,
     StreamClosedError,
 )
+from agentjournal.journal.context import current_traceparent
 from agentjournal.journal.envelope import canonical_json
+from agentjournal.journal.errors import AgentJournalError
 from agentjournal.journal.ids import uuid7
-from agentjournal.runs import RunState
+from agentjournal.runs import RunState, tracing
 from agentjournal.runs import events as ev
-from agentjournal.runs.state import Claim
+from agentjournal.runs.state import Approval, Claim
 
 if TYPE_CHECKING:
     from agentjournal.agents.runtime import Runtime
@@ -81,7 +83,7 @@ class RunResult:
         return self.state.stream_id
 
     @property
-    def pending_approvals(self) -> list[Any]:
+    def pending_approvals(self) -> list[Approval]:
         return self.state.pending_approvals()
 
 
@@ -104,7 +106,12 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
-class Superseded(Exception):
+class RunStopped(AgentJournalError):
+    """An effect ended the run on purpose (an evaluation with no recorded result for a call, ...):
+    the run is aborted with this message as its reason."""
+
+
+class Superseded(AgentJournalError):
     """The run's stream moved under this driver (another worker, a cancel, an approval)."""
 
 
@@ -123,6 +130,9 @@ class Driver:
         self.blobs: dict[str, Any] = {}
         self.wire = decider.WireCache()
         self.redact: Callable[[dict[str, Any]], dict[str, Any]] | None = runtime.journal.redact
+        self.tracing = tracing.enabled()  # checked once: with no tracer provider, no span is ever made
+        self.span: tracing.Span | None = None
+        """The run's span, started when RunStarted is staged (a resumed run starts its own in `drive`)."""
 
     # ----- the loop ------------------------------------------------------------------------------
 
@@ -153,6 +163,35 @@ class Driver:
         return _process_alive(int(pid))
 
     async def drive(self) -> RunResult:
+        if not self.tracing:
+            return await self._drive()
+        if self.span is None:  # a resumed run continues the trace of its RunStarted
+            first = await self.journal.read_stream(self.state.stream_id, 1, 1)
+            self.span = self._run_span(parent=first[0].traceparent if first else None)
+            tracing.decided_approvals(self.span, self.state)
+        span, metrics = self.span, self.state.metrics
+        tokens = (metrics.input_tokens, metrics.output_tokens)
+        with tracing.activate(span):
+            result = await self._drive()
+            tracing.finish_run(span, result.state, waiting=result.waiting, tokens_before=tokens)
+        self.span = None
+        return result
+
+    def _run_span(self, parent: str | None, started: ev.RunStarted | None = None) -> tracing.Span:
+        state = self.state
+        name, model = (started.agent, started.model) if started else (state.agent, state.model)
+        agent = self.runtime.agents.get(name)
+        return tracing.start_run_span(
+            state.run_id,
+            name,
+            model=model,
+            provider=tracing.provider_of(agent.model) if agent is not None else None,
+            agent_version=started.agent_version if started else state.agent_version,
+            parent=parent,
+            resumed=started is None,
+        )
+
+    async def _drive(self) -> RunResult:
         waiting: Wait | None = None
         try:
             try:
@@ -189,13 +228,18 @@ class Driver:
             if decision.durable:
                 await self.flush()
         elif isinstance(decision, AskModel):
-            try:
-                response, latency_ms = await self.call_model(decision)
-            except ModelError as exc:
-                self.stage_all(decider.model_failed(self.state, self.turn(), decision, str(exc)).events)
-                await self.flush()
-                return
-            await self.perform(decider.model_replied(self.state, self.turn(), decision, response, latency_ms))
+            with self._chat_span(decision) if self.tracing else tracing.NO_SPAN as span:
+                try:
+                    response, latency_ms = await self.call_model(decision)
+                except ModelError as exc:
+                    tracing.model_failed(span, exc)
+                    self.stage_all(decider.model_failed(self.state, self.turn(), decision, str(exc)).events)
+                    await self.flush()
+                    return
+                tracing.model_replied(
+                    span, model=response.model, input_tokens=response.input_tokens, output_tokens=response.output_tokens
+                )
+                await self.perform(decider.model_replied(self.state, self.turn(), decision, response, latency_ms))
         elif isinstance(decision, RunTool):
             if decision.delay_s:
                 await asyncio.sleep(decision.delay_s)
@@ -203,12 +247,16 @@ class Driver:
             if decision.claim:
                 _EXECUTING.add(key)  # before the claim is visible, so a worker of this process never takes it
             try:
-                if decision.claim:
-                    self.stage(decider.tool_claimed(self.state, self.turn(), decision))
-                    await self.flush()  # the claim is durable before the act; a worker that loses it stops here
-                observation = await self.run_tool(decision)
-                output_ref = await self.store_output(observation)
-                await self.perform(decider.tool_finished(self.state, self.turn(), decision, observation, output_ref))
+                with self._tool_span(decision) if self.tracing else tracing.NO_SPAN as span:
+                    if decision.claim:
+                        self.stage(decider.tool_claimed(self.state, self.turn(), decision))
+                        await self.flush()  # the claim is durable before the act; a worker that loses it stops here
+                    observation = await self.run_tool(decision)
+                    tracing.tool_finished(span, ok=observation.ok, error_type=observation.error_type)
+                    output_ref = await self.store_output(observation)
+                    await self.perform(
+                        decider.tool_finished(self.state, self.turn(), decision, observation, output_ref)
+                    )
             finally:
                 _EXECUTING.discard(key)
         elif isinstance(decision, FetchBlobs):
@@ -216,6 +264,25 @@ class Driver:
         elif isinstance(decision, Recall):
             items = await self.recall(decision)
             self.stage_all(decider.recalled(self.state, self.turn(), decision, items).events)
+
+    def _chat_span(self, ask: AskModel) -> contextlib.AbstractContextManager[tracing.Span]:
+        return tracing.chat_span(
+            ask.model.name,
+            provider=tracing.provider_of(ask.model),
+            run_id=self.state.run_id,
+            agent=ask.agent,
+            stage=ask.stage,
+            step=ask.step,
+        )
+
+    def _tool_span(self, run: RunTool) -> contextlib.AbstractContextManager[tracing.Span]:
+        return tracing.tool_span(
+            run.tool.name,
+            run.call_id,
+            run_id=self.state.run_id,
+            description=run.tool.description,
+            attributes=tracing.call_attributes(self.state, run.call_id),
+        )
 
     async def _cancelled_by_caller(self) -> None:
         """Record the cancellation (with whatever was staged before it) unless the run had finished."""
@@ -229,6 +296,11 @@ class Driver:
         """An exception the runtime did not expect ends the run, with its type and message, not a bare `running`."""
         if self.state.finished:
             raise error
+        if isinstance(error, RunStopped):  # a deliberate stop: what was staged before it stands
+            stopped = ev.RunAborted(reason=str(error), error_type=type(error).__name__)
+            self.stage(Draft(stopped, "orchestrator", self.state.last_event_id, uuid7()))
+            await self.flush()
+            return
         logger.exception("run %s: the runtime failed; the run is aborted with the reason", self.state.run_id)
         self.buffer.clear()  # what was staged may be what failed; the run's record stays as last written
         state = await self.runtime.aload(self.state.run_id)
@@ -253,6 +325,7 @@ class Driver:
         if self.redact is not None:  # the state holds what the journal holds, so a replay sees the same
             data = self.redact(data)
         tenant_id = self.tenant_id
+        traceparent = self._traced(draft) if self.tracing else None
         event = NewEvent(
             kind,
             data,
@@ -262,6 +335,7 @@ class Driver:
             tenant_id=tenant_id,
             correlation_id=self.correlation_id,
             causation_id=draft.caused_by,
+            traceparent=traceparent,
             closes_stream=kind in ev.TERMINAL,
         )
         self.buffer.append(event)
@@ -278,7 +352,7 @@ class Driver:
                 tenant_id=tenant_id,
                 correlation_id=self.correlation_id,
                 causation_id=draft.caused_by,
-                traceparent=None,
+                traceparent=traceparent,
                 data_json=b"",
                 metadata_json=b"{}",
                 prev_hash="",
@@ -286,6 +360,14 @@ class Driver:
                 data=data,
             )
         )
+
+    def _traced(self, draft: Draft) -> str | None:
+        """The traceparent an event is stamped with: the span staging it (RunStarted starts the run's span)."""
+        if isinstance(draft.payload, ev.RunStarted) and self.span is None:
+            self.span = self._run_span(parent=None, started=draft.payload)
+            return tracing.traceparent_of(self.span)
+        tracing.note(draft.payload, event_id=draft.event_id)
+        return current_traceparent()
 
     async def flush(self) -> None:
         """Write every staged event in one batch at the version this driver last saw."""
@@ -295,6 +377,8 @@ class Driver:
         try:
             result = await self.append(batch, self.stored_version)
         except (ConcurrencyError, StreamClosedError):
+            if self.span is not None and self.stored_version == 0:  # the run exists: this one never started
+                tracing.abandon(self.span, "the run already exists")
             raise Superseded from None
         self.stored_version = result
 

@@ -31,6 +31,7 @@ from typing import Any
 from agentjournal.agents.redaction import Finding, Redactor
 from agentjournal.agents.tools import Tool, current_run, tool
 from agentjournal.journal import Journal, NewEvent, RecordedEvent
+from agentjournal.journal.errors import AgentJournalError
 from agentjournal.journal.ids import uuid7
 
 __all__ = [
@@ -60,7 +61,7 @@ _STOPWORD_TEXT = (
 _STOPWORDS = frozenset(_STOPWORD_TEXT.split())
 
 
-class MemoryItemNotFound(LookupError):
+class MemoryItemNotFound(AgentJournalError, LookupError):
     pass
 
 

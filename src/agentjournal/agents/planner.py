@@ -12,6 +12,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from agentjournal.journal.errors import AgentJournalError
+
 __all__ = ["AgentPlan", "PlanStep", "PlanValidationError", "validate_plan", "validation_errors"]
 
 
@@ -49,7 +51,7 @@ class AgentPlan(BaseModel):
         return steps
 
 
-class PlanValidationError(ValueError):
+class PlanValidationError(AgentJournalError, ValueError):
     """A plan that must not run. `errors` is JSON-able, ready for a PlanRejected event."""
 
     def __init__(self, errors: list[dict[str, Any]]):

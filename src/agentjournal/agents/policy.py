@@ -50,6 +50,7 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from agentjournal.journal import RecordedEvent
+from agentjournal.journal.errors import AgentJournalError
 from agentjournal.runs import METRIC_EVENT_TYPES, RunMetrics, upcast
 
 __all__ = [
@@ -58,17 +59,27 @@ __all__ = [
     "Action",
     "Condition",
     "Decision",
+    "Direction",
     "PastDecision",
     "Policy",
     "PolicyError",
     "Rule",
     "RunMetrics",
+    "direction",
     "seed_policy_path",
 ]
 
 Action = Literal["allow", "deny", "require_human_approval"]
 ACTIONS: tuple[Action, ...] = get_args(Action)
 _STRENGTH: dict[str, int] = {"allow": 0, "require_human_approval": 1, "deny": 2}
+Direction = Literal["stricter", "looser", "unchanged"]
+
+
+def direction(then: Action | None, now: Action | None) -> Direction:
+    """How a decision moved: allow < require_human_approval < deny; no policy allowed the call."""
+    before, after = _STRENGTH[then or "allow"], _STRENGTH[now or "allow"]
+    return "stricter" if after > before else "looser" if after < before else "unchanged"
+
 
 RELEVANT_EVENT_TYPES = METRIC_EVENT_TYPES
 """The run events that RunMetrics and `Policy.reevaluate` read; filter a journal read with them."""
@@ -77,7 +88,7 @@ RECIPIENT_FIELDS = ("recipient", "recipients", "to", "cc", "bcc")
 """The arguments that together make the `recipient` field."""
 
 
-class PolicyError(ValueError):
+class PolicyError(AgentJournalError, ValueError):
     """A policy file that cannot be loaded: names the file, the line and what is wrong."""
 
     def __init__(self, source: str, line: int | None, message: str):
@@ -300,8 +311,17 @@ class PastDecision:
     now: Decision
 
     @property
+    def then(self) -> Action:
+        """What was decided then; a call recorded without any policy was allowed (it ran)."""
+        return self.recorded.action if self.recorded else "allow"
+
+    @property
+    def direction(self) -> Direction:
+        return direction(self.then, self.now.action)
+
+    @property
     def changed(self) -> bool:
-        return self.recorded is None or self.recorded.action != self.now.action
+        return self.direction != "unchanged"
 
 
 # ----- the policy ----------------------------------------------------------------------------

@@ -11,7 +11,7 @@ written 123-45-6789, Canadian SIN and India's Aadhaar with their checksums, UK N
 number), ip (v4, v6), phone (international +…, North American with separators, national 0… with
 separators).
 
-    journal = Journal.open(url, redact=Redactor())   # no payload is stored with an e-mail in it
+    journal = Journal.open(url, create=True, redact=Redactor())   # no payload is stored with an e-mail in it
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,7 +33,17 @@ from agentjournal.journal.ids import uuid7
 from agentjournal.runs import RunState, run_stream, upcast
 from agentjournal.runs import events as ev
 
-__all__ = ["DivergenceError", "ReplayResult", "replay", "replay_sync", "side_by_side"]
+__all__ = [
+    "DivergenceError",
+    "Recording",
+    "ReplayResult",
+    "added_messages",
+    "differences",
+    "replace_started",
+    "replay",
+    "replay_sync",
+    "side_by_side",
+]
 
 
 class DivergenceError(RunError):
@@ -90,14 +100,22 @@ class ReplayResult:
 
 
 class Recording:
-    """The recorded model calls, tool outcomes, memory and human decisions of one run."""
+    """The recorded model calls, tool outcomes, memory and human decisions of one run.
 
-    def __init__(self, journal: Journal, run_id: str) -> None:
-        self.run_id = run_id
+    Built from the run's events (upcast to the contract's current schema); `blob` returns the
+    content a large tool output refers to.
+    """
+
+    @classmethod
+    def read(cls, journal: Journal, run_id: str) -> Recording:
         events = [upcast(event) for event in journal.read_stream(run_stream(run_id))]
         if not events:
             raise StreamNotFoundError(f"no run {run_id!r} in {journal.url}")
-        self.events = events
+        return cls(run_id, events, BlobStore(journal).get)
+
+    def __init__(self, run_id: str, events: Sequence[RecordedEvent], blob: Callable[[str], Any]) -> None:
+        self.run_id = run_id
+        self.events = list(events)
         self.started: dict[str, Any] = events[0].data
         self.tenant_id = events[0].tenant_id
         self.state = RunState(run_stream(run_id))
@@ -112,8 +130,7 @@ class Recording:
         self.recalls: list[dict[str, Any]] = []
         self.blobs: dict[str, Any] = {}
         """The contents of every blob the run refers to, read once here (no journal reads later)."""
-        store = BlobStore(journal)
-        for event in events:
+        for event in self.events:
             data = event.data
             if event.type == "ModelCalled":
                 self.models.append(event)
@@ -123,7 +140,7 @@ class Recording:
             elif event.type == "ToolExecuted":
                 output = data.get("output")
                 if data.get("output_ref"):
-                    output = self.blobs[data["output_ref"]] = store.get(data["output_ref"])
+                    output = self.blobs[data["output_ref"]] = blob(data["output_ref"])
                 done = Observation(True, output, latency_ms=data["latency_ms"], cost_usd=data.get("cost_usd", 0.0))
                 self.outcomes.setdefault(data["call_id"], []).append(done)
             elif event.type == "ToolFailed":
@@ -228,7 +245,7 @@ class ReplayDriver(Driver):
             "agent": ask.agent,
             "stage": ask.stage,
             "model": ask.model.name,
-            "new messages": _tail(ask.request.messages),
+            "new messages": added_messages(ask.request.messages),
             "fingerprint": ask.fingerprint,
         }
         models = self.recording.models
@@ -240,7 +257,7 @@ class ReplayDriver(Driver):
                 "agent": data["agent"],
                 "stage": data["stage"],
                 "model": data["model"],
-                "new messages": _tail(self.recording.messages(index)),
+                "new messages": added_messages(self.recording.messages(index)),
                 "fingerprint": data["request_fingerprint"],
             }
             changes = differences(self.recording, index, ask, self.runtime.agent(ask.agent))
@@ -289,7 +306,7 @@ class ReplayDriver(Driver):
         return True
 
 
-def _tail(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def added_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The messages after the last assistant reply: what a request added."""
     added: list[dict[str, Any]] = []
     for message in reversed(messages):
@@ -301,7 +318,7 @@ def _tail(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 async def replay(journal: Journal, run_id: str, agents: Sequence[Agent]) -> ReplayResult:
     """Re-execute run `run_id` of `journal` with `agents` (the code under test), answering from the recording."""
-    recording = await asyncio.to_thread(Recording, journal, run_id.removeprefix("run-"))
+    recording = await asyncio.to_thread(Recording.read, journal, run_id.removeprefix("run-"))
     by_name = {agent.name: agent for agent in agents}
     started = recording.started
     if started["agent"] not in by_name:

@@ -21,16 +21,30 @@ from agentjournal.agents.driver import Driver, RunError, RunResult, Superseded, 
 from agentjournal.journal import AsyncJournal, ConcurrencyError, Journal, StreamClosedError
 from agentjournal.journal.context import current_context
 from agentjournal.journal.ids import uuid7
-from agentjournal.model import Repository
+from agentjournal.model import Repository, import_object
 from agentjournal.runs import RunState, new_event, run_stream
 from agentjournal.runs import events as ev
 
 if TYPE_CHECKING:
     from agentjournal.agents.replay import ReplayResult
 
-__all__ = ["RunError", "RunResult", "Runtime", "arguments_hash"]
+__all__ = ["RunError", "RunResult", "Runtime", "arguments_hash", "load_agents"]
 
 arguments_hash = decider.arguments_hash
+
+
+def load_agents(path: str) -> list[Agent]:
+    """The agents named by `package.module:attr` (a list of Agent or a function returning one)."""
+    found: Any = import_object(path, "agents")
+    if callable(found) and not isinstance(found, Agent):
+        try:
+            found = found()
+        except TypeError as exc:
+            raise RunError(f"agents {path!r} is a function that cannot be called without arguments: {exc}") from None
+    items = [found] if isinstance(found, Agent) else list(found) if isinstance(found, list | tuple) else None
+    if not items or not all(isinstance(item, Agent) for item in items):
+        raise RunError(f"agents {path!r} is {found!r}, not an Agent or a list of Agent")
+    return items
 
 
 class Runtime:

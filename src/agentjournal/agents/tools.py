@@ -37,6 +37,7 @@ from pydantic import BaseModel, ConfigDict, PydanticUserError, ValidationError, 
 from agentjournal.agents.planner import validation_errors
 from agentjournal.agents.sandbox import SandboxLimits, run_sandboxed
 from agentjournal.journal.envelope import canonical_json
+from agentjournal.journal.errors import AgentJournalError
 
 __all__ = [
     "IDEMPOTENCY_PARAMETER",
@@ -82,17 +83,17 @@ def current_run() -> RunContext | None:
     return _current_run.get()
 
 
-class TransientToolError(Exception):
+class TransientToolError(AgentJournalError):
     """Raise it from a tool for a failure worth retrying (a flaky network, a busy service)."""
 
 
-class UnknownToolError(LookupError):
+class UnknownToolError(AgentJournalError, LookupError):
     def __init__(self, name: str, known: list[str]):
         self.name = name
         super().__init__(f"unknown tool {name!r}; registered tools: {', '.join(known) or '(none)'}")
 
 
-class ToolArgumentsError(ValueError):
+class ToolArgumentsError(AgentJournalError, ValueError):
     """Arguments that do not fit the tool's signature; `errors` is JSON-able (pydantic's errors)."""
 
     def __init__(self, tool: str, errors: list[dict[str, Any]]):

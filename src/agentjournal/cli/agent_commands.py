@@ -11,14 +11,14 @@ import json
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 from rich.text import Text
 
-from agentjournal.cli.app import app, console, errors, fail, open_journal
-from agentjournal.cli.output import JsonOption, print_json
+from agentjournal.cli import output
+from agentjournal.cli.app import app, console, errors, open_journal
+from agentjournal.cli.output import Col, JsonOption, print_json
+from agentjournal.cli.params import duration, moment, one_of, parse_time
 
 if TYPE_CHECKING:
-    from agentjournal.agents.agent import Agent
     from agentjournal.agents.runtime import RunResult
 
 DEMO_AGENTS = "agentjournal.agents.demo:agents"
@@ -36,24 +36,6 @@ AgentsOption = Annotated[
         help="package.module:attr naming your agents (a list of Agent, or a function returning one)",
     ),
 ]
-
-
-def load_agents(path: str) -> list[Agent]:
-    """The agents named by `package.module:attr` (a list of Agent or a function returning one)."""
-    from agentjournal.agents.agent import Agent
-    from agentjournal.agents.runtime import RunError
-    from agentjournal.model import import_object
-
-    found: Any = import_object(path, "agents")
-    if callable(found) and not isinstance(found, Agent):
-        try:
-            found = found()
-        except TypeError as exc:
-            raise RunError(f"agents {path!r} is a function that cannot be called without arguments: {exc}") from None
-    items = [found] if isinstance(found, Agent) else list(found) if isinstance(found, list | tuple) else None
-    if not items or not all(isinstance(item, Agent) for item in items):
-        raise RunError(f"agents {path!r} is {found!r}, not an Agent or a list of Agent")
-    return items
 
 
 @app.command("demo")
@@ -81,30 +63,46 @@ def approvals_list(
 ) -> None:
     """Approvals waiting for a human (with --all: every approval), oldest first.
 
+    The approval id, its status, the tool and the first 12 digits of the arguments hash (what
+    `approve --hash` takes) are always shown whole; on a narrow terminal the arguments are cut
+    and the run, the expiry and the reviewer are left out. --json prints one object per approval,
+    everything whole: approval_id, run_id, agent, user_id, tenant_id, tool, arguments,
+    arguments_hash, requested_at, expires_at, status, by, reason.
+
     Example: agentjournal approvals list
     """
-    from agentjournal.agents.approvals import list_approvals
+    from agentjournal.agents.approvals import MIN_HASH_PREFIX, list_approvals
 
     found = list_approvals(open_journal(), status=None if all_ else "pending")
     if as_json:
         print_json(found)
         return
-    table = Table("approval", "run", "tool", "arguments", "args hash", "status", "expires (UTC)")
-    for column in (table.columns[0], table.columns[4], table.columns[5], table.columns[6]):
-        column.no_wrap = True  # what a reviewer must copy is never cut
-    table.columns[3].overflow = "fold"
-    for item in found:
-        status = item.status if item.by is None else f"{item.status} by {item.by}"
-        table.add_row(
-            item.approval_id,
-            item.run_id,
-            item.tool,
-            json.dumps(item.arguments, sort_keys=True)[:80],
-            item.arguments_hash[:12],
-            status,
-            (item.expires_at or "never")[:16].replace("T", " "),
-        )
-    console.print(table)
+    columns = (
+        Col("approval", "key"),
+        Col("status", "key"),
+        Col("tool", "key"),
+        Col("args hash", "key"),
+        Col("arguments", "text", drop=1),
+        Col("run", drop=2),
+        Col("expires (UTC)", drop=3),
+        Col("decided by", drop=4),
+    )
+    output.print_table(
+        columns,
+        [
+            (
+                item.approval_id,
+                item.status,
+                item.tool,
+                item.arguments_hash[:MIN_HASH_PREFIX],
+                json.dumps(item.arguments, sort_keys=True),
+                item.run_id,
+                (item.expires_at or "never")[:16].replace("T", " "),
+                item.by or "",
+            )
+            for item in found
+        ],
+    )
     console.print(f"{len(found)} approval(s)" + ("" if all_ else " pending"))
 
 
@@ -171,41 +169,57 @@ def runs_list(
     status: Annotated[
         str | None,
         typer.Option(
-            help="Only runs in this status: running, waiting_approval, completed, aborted, cancelled, unfinished"
+            help="Only runs in this status: new, running, waiting_approval, completed, aborted, cancelled, unfinished",
+            callback=one_of("new", "running", "waiting_approval", "completed", "aborted", "cancelled", "unfinished"),
         ),
     ] = None,
-    since: Annotated[str | None, typer.Option(help="Only runs started since: ISO 8601 or ago, e.g. 24h, 7d")] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Only runs started since: ISO 8601 or ago, e.g. 24h, 7d", callback=moment)
+    ] = None,
     limit: Annotated[int, typer.Option(min=1, help="At most this many runs")] = 50,
     as_json: JsonOption = False,
 ) -> None:
     """Runs, most recently active first: status, agent, user, when it started and last moved, what it waits for.
 
+    The run id and status are always whole; on a narrow terminal the other columns are left out
+    (the user and the start time first). --json prints one object per run: run_id, status, agent,
+    root_agent, user_id, tenant_id, started_at, last_event_at, waiting_for, waiting_on, events,
+    cost_usd, end_reason.
+
     Example: agentjournal runs list --status unfinished --since 24h
     """
-    from agentjournal.cli.forensics_commands import parse_time
     from agentjournal.projections.queries import list_runs
 
-    statuses = ("new", "running", "waiting_approval", "completed", "aborted", "cancelled", "unfinished")
-    if status is not None and status not in statuses:
-        fail(f"--status {status!r}: choose one of {', '.join(statuses)}")
     rows = list_runs(open_journal(), status=status, since=parse_time(since, "--since"), limit=limit)
     if as_json:
         print_json(rows)
         return
-    table = Table("run", "status", "agent", "user", "started", "last event", "waiting for")
-    table.columns[0].no_wrap = table.columns[1].no_wrap = True
-    for row in rows:
-        waiting = f"{row.waiting_for}: {row.waiting_on}" if row.waiting_for and row.waiting_on else row.waiting_for
-        table.add_row(
-            row.run_id,
-            row.status,
-            row.agent or "",
-            row.user_id or "",
-            _when(row.started_at),
-            _when(row.last_event_at),
-            waiting or ("" if row.status != "aborted" else (row.end_reason or "")[:60]),
-        )
-    console.print(table)
+    columns = (
+        Col("run", "key"),
+        Col("status", "key"),
+        Col("agent", drop=4),
+        Col("user", drop=5),
+        Col("started", drop=6),
+        Col("last event", drop=2),
+        Col("waiting for", drop=1),
+        Col("reason", "text", drop=3),
+    )
+    output.print_table(
+        columns,
+        [
+            (
+                row.run_id,
+                row.status,
+                row.agent or "",
+                row.user_id or "",
+                _when(row.started_at),
+                _when(row.last_event_at),
+                f"{row.waiting_for}: {row.waiting_on}" if row.waiting_for and row.waiting_on else row.waiting_for or "",
+                (row.end_reason or "") if row.status == "aborted" else "",
+            )
+            for row in rows
+        ],
+    )
     console.print(f"{len(rows)} run(s)")
 
 
@@ -227,7 +241,9 @@ def runs_resume(
     ] = 1.0,
     stalled_after: Annotated[
         str | None,
-        typer.Option(help="Also resume runs with no progress for this long (a crashed worker's), e.g. 5m"),
+        typer.Option(
+            help="Also resume runs with no progress for this long (a crashed worker's), e.g. 5m", callback=duration
+        ),
     ] = None,
 ) -> None:
     """Continue runs from the journal: after a crash, a restart, or a human decision.
@@ -239,7 +255,7 @@ def runs_resume(
     """
     import asyncio
 
-    from agentjournal.agents.runtime import Runtime
+    from agentjournal.agents.runtime import Runtime, load_agents
     from agentjournal.projections.metrics import parse_duration
 
     stalled = parse_duration(stalled_after).total_seconds() if stalled_after else None
@@ -280,8 +296,12 @@ def _follow(runtime: Any, every: float, stalled: float | None) -> None:
 def runs_show(
     run_id: Annotated[str, typer.Argument(help="The run, e.g. refund-8842")],
     step: Annotated[int | None, typer.Option("--step", min=0, help="As it was at the end of this step")] = None,
+    as_json: JsonOption = False,
 ) -> None:
     """What a run knew and did, now or at the end of a step: agent, calls, spend, answer.
+
+    One line per tool call, cut to the terminal's width. --json prints one object, everything
+    whole: run_id, stream_id, version, status, step and state (the run's whole state, as `state --json`).
 
     Example: agentjournal runs show refund-8842 --step 2
     """
@@ -289,6 +309,20 @@ def runs_show(
 
     runtime = Runtime(open_journal())
     state = runtime.load(run_id) if step is None else runtime.load_at_step(run_id, step)
+    if as_json:
+        print_json(
+            [
+                {
+                    "run_id": state.run_id,
+                    "stream_id": state.stream_id,
+                    "version": state.version,
+                    "status": state.status,
+                    "step": state.step,
+                    "state": state.snapshot_state(),
+                }
+            ]
+        )
+        return
     at = (
         f"at the end of step {step} (version {state.version})" if step is not None else f"now (version {state.version})"
     )
@@ -345,6 +379,7 @@ def runs_replay(
     Example: agentjournal runs replay refund-8842 --agents myapp.agents:all_agents
     """
     from agentjournal.agents.replay import replay_sync
+    from agentjournal.agents.runtime import load_agents
 
     result = replay_sync(open_journal(), run_id, load_agents(agents))
     same = "the same answer" if result.same_response else "a different answer"

@@ -11,19 +11,21 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import orjson
 import typer
 from rich.markup import escape
 from rich.panel import Panel
 from rich.pretty import Pretty
-from rich.table import Table
+from rich.text import Text
 from rich.tree import Tree
 
+from agentjournal.cli import output
 from agentjournal.cli.app import app, console, errors, open_journal, progress_bar
+from agentjournal.cli.output import Col, JsonOption, event_ref, print_json
+from agentjournal.cli.params import moment, one_of, parse_time
 
 if TYPE_CHECKING:
     from agentjournal.forensics import BisectResult, Chain, EffectNode, Invariant
@@ -39,29 +41,12 @@ AggregateOption = Annotated[
         "--aggregate", help="Fold into this Aggregate (package.module:Class) instead of the stream's default."
     ),
 ]
-SinceOption = Annotated[str | None, typer.Option(help="From this time: ISO 8601 (UTC when no zone) or ago, e.g. 7d.")]
-UntilOption = Annotated[str | None, typer.Option(help="Up to this time, excluded: ISO 8601 or ago, e.g. 1h.")]
-
-
-def parse_time(value: str | None, option: str) -> datetime | None:
-    """An ISO 8601 date or time (UTC when no zone is given), or a duration ago: 90m, 24h, 7d, 2w."""
-    from agentjournal.journal import InvalidEventError
-    from agentjournal.projections.base import ProjectionError
-    from agentjournal.projections.metrics import parse_duration
-
-    if value is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        try:
-            return datetime.now(UTC) - parse_duration(value)
-        except ProjectionError:
-            raise InvalidEventError(
-                f"{option} {value!r} is neither an ISO 8601 time (2026-11-01, 2026-11-01T09:30Z) "
-                "nor a duration ago (90m, 24h, 7d)"
-            ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+SinceOption = Annotated[
+    str | None, typer.Option(help="From this time: ISO 8601 (UTC when no zone) or ago, e.g. 7d.", callback=moment)
+]
+UntilOption = Annotated[
+    str | None, typer.Option(help="Up to this time, excluded: ISO 8601 or ago, e.g. 1h.", callback=moment)
+]
 
 
 LoadOption = Annotated[
@@ -124,6 +109,14 @@ def _progress(description: str) -> Iterator[Callable[[int, int], None]]:
         yield advance
 
 
+def _explain(event: RecordedEvent) -> str:
+    """The event's title and summary, in plain text."""
+    from agentjournal.forensics import explainers
+
+    explanation = explainers.explain(event)
+    return f"{explanation.title}: {explanation.summary}" if explanation.summary else explanation.title
+
+
 def _event_line(event: RecordedEvent) -> str:
     from agentjournal.forensics import explainers
 
@@ -137,21 +130,24 @@ def state_command(
     stream: Annotated[str, typer.Argument(help="The stream id, e.g. run-42.")],
     *,
     at: Annotated[int | None, typer.Option("--at", help="The version to load (default: the latest).")] = None,
-    at_time: Annotated[str | None, typer.Option("--at-time", help="Load the state as it was at this time.")] = None,
+    at_time: Annotated[
+        str | None, typer.Option("--at-time", help="Load the state as it was at this time.", callback=moment)
+    ] = None,
     aggregate: AggregateOption = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the state as JSON.")] = False,
+    as_json: JsonOption = False,
     load: LoadOption = None,
 ) -> None:
     """What did the stream know at version N? Folds its aggregate and explains the events around it.
 
+    --json prints one object: stream_id, version and state (the aggregate's snapshot state).
+
     Example: agentjournal state run-42 --at 17
     """
-    from agentjournal.journal import InvalidEventError
     from agentjournal.model import Repository
 
     _load(load)
     if at is not None and at_time is not None:
-        raise InvalidEventError("give --at or --at-time, not both")
+        raise typer.BadParameter("give --at or --at-time, not both", param_hint="'--at'")
     journal = open_journal()
     repository = Repository(journal, _aggregate(aggregate, stream))
     moment = parse_time(at_time, "--at-time")
@@ -176,51 +172,96 @@ def state_command(
         console.print(f"{label}: {_event_line(event)}", highlight=False)
 
 
+EXPLAIN_COLUMNS = (
+    Col("ver", "key", right=True),
+    Col("time", drop=2),
+    Col("actor", drop=3),
+    Col("what happened", "text"),
+    Col("tags", "text", drop=4),
+)
+
+
+def _tags(tags: dict[str, str]) -> str:
+    return ", ".join(f"{key}={value}" for key, value in tags.items())
+
+
 @app.command("explain")
 def explain_command(
     stream: Annotated[str, typer.Argument(help="The stream id, e.g. run-42.")],
     *,
-    from_version: Annotated[int, typer.Option("--from", help="First version.")] = 1,
-    to_version: Annotated[int | None, typer.Option("--to", help="Last version.")] = None,
-    format: Annotated[str, typer.Option("--format", help="table, markdown or html.")] = "table",
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file.")] = None,
+    from_version: Annotated[int, typer.Option("--from", min=1, help="First version.")] = 1,
+    to_version: Annotated[int | None, typer.Option("--to", min=1, help="Last version.")] = None,
+    format: Annotated[
+        str, typer.Option("--format", help="table, markdown or html.", callback=one_of("table", "markdown", "html"))
+    ] = "table",
+    output_path: Annotated[
+        Path | None, typer.Option("--output", "-o", dir_okay=False, help="Write the markdown or html to this file.")
+    ] = None,
+    as_json: JsonOption = False,
     load: LoadOption = None,
 ) -> None:
     """Read a stream in plain language: each event's title, summary and tags, in order.
 
+    The table shows one line per event: its title and details, cut to fit (the tags, the actor
+    and the time are left out first on a narrow terminal); --format markdown or html renders
+    everything. --json prints one object per event: event_id, stream_id, version, position, type,
+    recorded_at, actor, title, summary, tags.
+
     Example: agentjournal explain run-42 --from 10 --to 20
     """
     from agentjournal.forensics import render_html, render_markdown, timeline
-    from agentjournal.journal import InvalidEventError
 
     _load(load)
-    if format not in ("table", "markdown", "html"):
-        raise InvalidEventError(f"unknown format {format!r}; choose table, markdown or html")
+    if to_version is not None and to_version < from_version:
+        raise typer.BadParameter(f"--to {to_version} is before --from {from_version}", param_hint="'--to'")
+    if as_json and format != "table":
+        raise typer.BadParameter("give --json or --format markdown/html, not both", param_hint="'--json'")
+    if output_path is not None and format == "table":
+        raise typer.BadParameter("writes markdown or html: add --format markdown or --format html", param_hint="'-o'")
     entries = timeline(open_journal(), stream, from_version=from_version, to_version=to_version)
+    if as_json:
+        print_json(
+            {
+                **event_ref(entry.event),
+                "actor": entry.actor,
+                "title": entry.explanation.title,
+                "summary": entry.explanation.summary,
+                "tags": entry.explanation.tags,
+            }
+            for entry in entries
+        )
+        return
     if format != "table":
         text = (
             render_markdown(entries, title=stream)
             if format == "markdown"
             else render_html(entries, title=stream, standalone=True)
         )
-        if output:
-            output.write_text(text, encoding="utf-8")
-            console.print(f"wrote {len(entries)} events to {escape(str(output))}")
+        if output_path:
+            output_path.write_text(text, encoding="utf-8")
+            console.print(f"wrote {len(entries)} events to {escape(str(output_path))}")
         else:
             typer.echo(text, nl=False)
         return
-    table = Table("ver", "time (UTC)", "actor", "what happened", "details", "tags", title=escape(stream))
-    for entry in entries:
-        explanation = entry.explanation
-        table.add_row(
-            str(entry.version),
-            entry.recorded_at.strftime("%Y-%m-%d %H:%M:%S"),
-            escape(entry.actor or ""),
-            escape(explanation.title),
-            escape(explanation.summary),
-            escape(", ".join(f"{key}={value}" for key, value in explanation.tags.items())),
-        )
-    console.print(table)
+    time_format, caption = output.time_format((entry.recorded_at for entry in entries), console.width)
+    output.print_table(
+        EXPLAIN_COLUMNS,
+        [
+            (
+                str(entry.version),
+                entry.recorded_at.strftime(time_format),
+                entry.actor or "",
+                Text.assemble(
+                    (entry.explanation.title, "bold"),
+                    ": " + entry.explanation.summary if entry.explanation.summary else "",
+                ),
+                _tags(entry.explanation.tags),
+            )
+            for entry in entries
+        ],
+        title=stream,
+        caption=caption,
+    )
 
 
 def _chain_tree(chain: Chain) -> Tree:
@@ -234,13 +275,51 @@ def _chain_tree(chain: Chain) -> Tree:
 
 
 def _effects_tree(root: EffectNode) -> Tree:
+    """The effects as a tree that indents only where an event caused several.
+
+    A run is a long causal chain (each step caused by the one before); nesting every link would
+    push the text off an 80-column terminal, so an only effect follows its cause on the same
+    level, marked ↳.
+    """
     tree = Tree(f"[bold]effects of[/bold] {_event_line(root.event)}")
-    stack = [(tree, child) for child in reversed(root.children)]
+    stack = [(tree, child, "↳ " if len(root.children) == 1 else "") for child in reversed(root.children)]
     while stack:
-        parent, node = stack.pop()
-        branch = parent.add(_event_line(node.event))
-        stack.extend((branch, child) for child in reversed(node.children))
+        parent, node, mark = stack.pop()
+        branch = parent.add(mark + _event_line(node.event))
+        if len(node.children) == 1:
+            stack.append((parent, node.children[0], "↳ "))
+        else:
+            stack.extend((branch, child, "") for child in reversed(node.children))
     return tree
+
+
+def _bisect_json(result: BisectResult) -> dict[str, Any]:
+    return {
+        "invariant": result.invariant,
+        "over": result.over,
+        "unit": result.unit,
+        "stream_id": result.stream_id,
+        "start": result.start,
+        "end": result.end,
+        "holds": result.holds,
+        "culprit": event_ref(result.culprit) if result.culprit else None,
+        "outcome": None if result.outcome is None else str(result.outcome),
+        "what_happened": _explain(result.culprit) if result.culprit else None,
+        "last_held": result.last_held,
+        "confirmed": result.confirmed,
+        "evaluations": result.evaluations,
+        "lineage": [event_ref(event) for event in result.lineage.events] if result.lineage else [],
+        "transitions": [
+            {
+                "at": change.at,
+                "event": event_ref(change.event),
+                "before": str(change.before),
+                "after": str(change.after),
+            }
+            for change in result.transitions
+        ],
+        "errors": [{"at": at, "message": message} for at, message in result.errors],
+    }
 
 
 def _print_bisect(result: BisectResult) -> None:
@@ -270,12 +349,23 @@ def _print_bisect(result: BisectResult) -> None:
         if result.lineage is not None and len(result.lineage.events) > 1:
             console.print(_chain_tree(result.lineage))
     if result.transitions:
-        table = Table(result.unit, "event", "before", "after", title="every transition")
-        for change in result.transitions:
-            table.add_row(
-                str(change.at), _event_line(change.event), escape(str(change.before)), escape(str(change.after))
-            )
-        console.print(table)
+        columns = [Col(result.unit, "key", right=True), Col("stream", "key"), Col("type", "key")]
+        columns += [Col("before", "text", drop=2), Col("after", "text"), Col("what happened", "text", drop=1)]
+        output.print_table(
+            columns,
+            [
+                (
+                    str(change.at),
+                    change.event.stream_id,
+                    change.event.type,
+                    str(change.before),
+                    str(change.after),
+                    _explain(change.event),
+                )
+                for change in result.transitions
+            ],
+            title="every transition",
+        )
     if result.errors:
         first_key, first_message = result.errors[0]
         errors.print(
@@ -294,22 +384,29 @@ def bisect_command(
     until: UntilOption = None,
     exhaustive: Annotated[bool, typer.Option(help="Check every event and list every transition.")] = False,
     aggregate: AggregateOption = None,
+    as_json: JsonOption = False,
     load: LoadOption = None,
 ) -> None:
     """Find the first event after which an invariant fails: over one stream, or over the journal.
 
+    --json prints one object: invariant, over, unit, stream_id, start, end, holds, culprit (event_id,
+    stream_id, version, position, type, recorded_at), outcome, what_happened, last_held, confirmed,
+    evaluations, lineage, transitions (with --exhaustive) and errors.
+
     Example: agentjournal bisect --invariant prices-in-bounds --since 2026-11-01 --until 2026-11-08
     """
     from agentjournal.forensics import bisect
-    from agentjournal.journal import InvalidEventError
 
     _load(load)
+    if stream is not None and (since or until):
+        raise typer.BadParameter(
+            "--since/--until search the journal; give them or --stream, not both", param_hint="'--stream'"
+        )
+    _check_range(since, until)
     rule = _invariant(invariant)
     journal = open_journal()
     with _progress(f"bisect {rule.name}") as progress:
         if stream is not None:
-            if since or until:
-                raise InvalidEventError("--since/--until search the journal; give them or --stream, not both")
             kind = _aggregate_type(aggregate)
             result = bisect(journal, rule, stream=stream, exhaustive=exhaustive, aggregate=kind, progress=progress)
         else:
@@ -322,7 +419,19 @@ def bisect_command(
                 exhaustive=exhaustive,
                 progress=progress,
             )
+    if as_json:
+        print_json([_bisect_json(result)])
+        return
     _print_bisect(result)
+
+
+def _check_range(since: str | None, until: str | None) -> None:
+    """--until before --since would select nothing at all: say so instead of printing an empty answer."""
+    start, end = parse_time(since, "--since"), parse_time(until, "--until")
+    if start is not None and end is not None and end <= start:
+        raise typer.BadParameter(
+            f"--until {until} is not after --since {since}; nothing could be in between", param_hint="'--until'"
+        )
 
 
 @app.command("regrade")
@@ -333,15 +442,20 @@ def regrade_command(
     until: UntilOption = None,
     prefix: Annotated[str, typer.Option(help="Grade the streams whose id starts with this.")] = "run-",
     aggregate: AggregateOption = None,
+    as_json: JsonOption = False,
     load: LoadOption = None,
 ) -> None:
     """The rubric changed: judge every run of a range by an invariant; list which fail, since which event.
+
+    --json prints one object per graded run, passed or failed: stream_id, holds, graded_version,
+    failed_since, outcome, what_happened, event (the culprit's event_id, version, position, ...), evaluations.
 
     Example: agentjournal regrade --invariant no-tool-failure-loop --since 2026-11-01
     """
     from agentjournal.forensics import regrade
 
     _load(load)
+    _check_range(since, until)
     rule = _invariant(invariant)
     kind = _aggregate_type(aggregate)
     with _progress(f"regrade {rule.name}") as progress:
@@ -354,16 +468,41 @@ def regrade_command(
             aggregate=kind,
             progress=progress,
         )
-    table = Table("run", "fails since", "what happened", "why it fails", title=f"{escape(rule.name)}: failing runs")
-    for grade in report.failed:
-        table.add_row(
-            escape(grade.stream_id),
-            f"v{grade.failed_since}",
-            escape(grade.explanation.title if grade.explanation else ""),
-            escape(str(grade.outcome)),
+    if as_json:
+        print_json(
+            {
+                "stream_id": grade.stream_id,
+                "holds": grade.holds,
+                "graded_version": grade.graded_version,
+                "failed_since": grade.failed_since,
+                "outcome": None if grade.outcome is None else str(grade.outcome),
+                "what_happened": grade.explanation.title if grade.explanation else None,
+                "event": event_ref(grade.event) if grade.event else None,
+                "evaluations": grade.evaluations,
+            }
+            for grade in report.runs
         )
+        return
     if report.failed:
-        console.print(table)
+        columns = (
+            Col("run", "key"),
+            Col("fails since", "key", right=True),
+            Col("why it fails", "text"),
+            Col("what happened", "text", drop=1),
+        )
+        output.print_table(
+            columns,
+            [
+                (
+                    grade.stream_id,
+                    f"v{grade.failed_since}",
+                    str(grade.outcome),
+                    grade.explanation.title if grade.explanation else "",
+                )
+                for grade in report.failed
+            ],
+            title=f"{rule.name}: failing runs",
+        )
     console.print(
         f"{len(report.runs)} run(s) graded: {len(report.passed)} pass, {len(report.failed)} fail "
         f"({report.evaluations} evaluations)",
@@ -376,8 +515,12 @@ def lineage_command(
     event_id: Annotated[str, typer.Argument(help="The event id (a UUID).")],
     show_effects: Annotated[bool, typer.Option("--effects", help="Show what the event caused, as a tree.")] = False,
     load: LoadOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Walk the causation chain back to the root input (or forward to every effect, with --effects).
+
+    --json prints one object per event (event_id, stream_id, version, position, type, recorded_at,
+    caused_by, depth): from the event back to the root, or with --effects the tree depth first.
 
     Example: agentjournal lineage 0193a6f2-7c1e-7b3a-9d4e-2f1a6b8c9d0e --effects
     """
@@ -386,25 +529,38 @@ def lineage_command(
     _load(load)
     journal = open_journal()
     if show_effects:
-        console.print(_effects_tree(effects(journal, event_id)), highlight=False)
+        tree = effects(journal, event_id)
+        if as_json:
+            print_json(
+                {**event_ref(event), "caused_by": event.causation_id, "depth": depth} for depth, event in tree.walk()
+            )
+        else:
+            console.print(_effects_tree(tree), highlight=False)
+        return
+    chain = causes(journal, event_id)
+    if as_json:
+        print_json(
+            {**event_ref(event), "caused_by": event.causation_id, "depth": depth}
+            for depth, event in enumerate(chain.events)
+        )
     else:
-        console.print(_chain_tree(causes(journal, event_id)), highlight=False)
+        console.print(_chain_tree(chain), highlight=False)
 
 
 def _new_event(spec: str, option: str) -> tuple[int, NewEvent]:
-    """`VERSION=TYPE` or `VERSION=TYPE:{json data}` -> (version, NewEvent)."""
-    from agentjournal.journal import InvalidEventError, NewEvent
+    """`VERSION=TYPE` or `VERSION=TYPE:{json data}` -> (version, NewEvent); a usage error otherwise."""
+    from agentjournal.journal import NewEvent
 
     where, sep, rest = spec.partition("=")
     kind, _, data = rest.partition(":")
     if not sep or not where.strip().isdigit() or not kind:
-        raise InvalidEventError(f"{option} {spec!r}: expected VERSION=TYPE or VERSION=TYPE:{{json data}}")
+        raise typer.BadParameter(f"{spec!r}: expected VERSION=TYPE or VERSION=TYPE:{{json data}}", param_hint=option)
     try:
         payload = orjson.loads(data) if data else {}
     except orjson.JSONDecodeError as exc:
-        raise InvalidEventError(f"{option} {spec!r}: the data is not JSON ({exc})") from None
+        raise typer.BadParameter(f"{spec!r}: the data is not JSON ({exc})", param_hint=option) from None
     if not isinstance(payload, dict):
-        raise InvalidEventError(f"{option} {spec!r}: the data must be a JSON object")
+        raise typer.BadParameter(f"{spec!r}: the data must be a JSON object", param_hint=option)
     return int(where), NewEvent(kind.strip(), payload)
 
 
@@ -422,11 +578,15 @@ def whatif_command(
     check: Annotated[
         list[str] | None, typer.Option("--invariant", "-i", help="Judge both states by this invariant (repeatable).")
     ] = None,
-    upto: Annotated[int | None, typer.Option("--upto", help="Replay only up to this version.")] = None,
+    upto: Annotated[int | None, typer.Option("--upto", min=1, help="Replay only up to this version.")] = None,
     aggregate: AggregateOption = None,
+    as_json: JsonOption = False,
     load: LoadOption = None,
 ) -> None:
     """Replay a stream with events dropped, replaced or injected, in memory; the journal is never written.
+
+    --json prints one object: stream_id, changes, verdicts (invariant, as_it_happened, what_if, changed),
+    actual_version, hypothetical_version and changed_state (the state fields that differ, as they would be).
 
     Example: agentjournal whatif run-42 --drop 17 --invariant prices-in-bounds
     """
@@ -438,22 +598,52 @@ def whatif_command(
         open_journal(),
         stream,
         drop=drop or [],
-        replace=dict(_new_event(spec, "--replace") for spec in replace or []),
-        inject=[_new_event(spec, "--inject") for spec in inject or []],
+        replace=dict(_new_event(spec, "'--replace'") for spec in replace or []),
+        inject=[_new_event(spec, "'--inject'") for spec in inject or []],
         invariants=rules,
         aggregate=_aggregate_type(aggregate),
         upto=upto,
     )
+    before, after = result.actual.snapshot_state(), result.hypothetical.snapshot_state()
+    changed = {key: after.get(key) for key in after if after.get(key) != before.get(key)}
+    if as_json:
+        verdicts = [
+            {
+                "invariant": name,
+                "as_it_happened": str(actual),
+                "what_if": str(hypothetical),
+                "changed": type(actual) is not type(hypothetical),
+            }
+            for name, (actual, hypothetical) in result.verdicts.items()
+        ]
+        print_json(
+            [
+                {
+                    "stream_id": result.stream_id,
+                    "changes": result.changes,
+                    "verdicts": verdicts,
+                    "actual_version": result.actual.version,
+                    "hypothetical_version": result.hypothetical.version,
+                    "changed_state": changed,
+                }
+            ]
+        )
+        return
     for change in result.changes or ["no changes: the replay is the stream as it happened"]:
         console.print(f"- {escape(change)}", highlight=False)
     if result.verdicts:
-        table = Table("invariant", "as it happened", "what if", title="verdicts")
-        for name, (actual, hypothetical) in result.verdicts.items():
-            style = "" if type(actual) is type(hypothetical) else "bold"
-            table.add_row(escape(name), escape(str(actual)), escape(str(hypothetical)), style=style)
-        console.print(table)
-    before, after = result.actual.snapshot_state(), result.hypothetical.snapshot_state()
-    changed = {key: after.get(key) for key in after if after.get(key) != before.get(key)}
+        output.print_table(
+            (Col("invariant", "key"), Col("as it happened", "text"), Col("what if", "text")),
+            [
+                (
+                    name,
+                    str(actual),
+                    Text(str(hypothetical), style="" if type(actual) is type(hypothetical) else "bold"),
+                )
+                for name, (actual, hypothetical) in result.verdicts.items()
+            ],
+            title="verdicts",
+        )
     title = f"state fields that differ (version {result.actual.version} vs {result.hypothetical.version})"
     console.print(Panel(Pretty(changed), title=title, expand=False))
 
@@ -466,8 +656,12 @@ def audit_command(
     actor: Annotated[str | None, typer.Option("--actor", help="One actor, e.g. user:42 or agent:support.")] = None,
     since: SinceOption = None,
     until: UntilOption = None,
-    format: Annotated[str, typer.Option("--format", help="One of jsonl, csv, html.")] = "jsonl",
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the report to this file.")] = None,
+    format: Annotated[
+        str, typer.Option("--format", help="One of jsonl, csv, html.", callback=one_of("jsonl", "csv", "html"))
+    ] = "jsonl",
+    output_path: Annotated[
+        Path | None, typer.Option("--output", "-o", dir_okay=False, help="Write the report to this file.")
+    ] = None,
     load: LoadOption = None,
 ) -> None:
     """Every action for one user, tenant or actor between two dates, in order, with its justification
@@ -476,12 +670,11 @@ def audit_command(
     Example: agentjournal audit --correlation-id 0193a6f2-7c1e-7b3a-9d4e-2f1a6b8c9d0e --format html -o report.html
     """
     from agentjournal.forensics import audit
-    from agentjournal.forensics.audit import FORMATS
-    from agentjournal.journal import InvalidEventError
+    from agentjournal.forensics.audit import Format
 
     _load(load)
-    if format not in FORMATS:
-        raise InvalidEventError(f"unknown audit format {format!r}; choose one of {', '.join(FORMATS)}")
+    _check_range(since, until)
+    chosen = cast(Format, format)  # checked by one_of
     report = audit(
         open_journal(),
         correlation_id=correlation_id,
@@ -490,13 +683,13 @@ def audit_command(
         since=parse_time(since, "--since"),
         until=parse_time(until, "--until"),
     )
-    if output is None:
-        typer.echo(report.render(format), nl=False)
+    if output_path is None:
+        typer.echo(report.render(chosen), nl=False)
         return
-    report.write(output, format)
+    report.write(output_path, chosen)
     broken = [status.stream_id for status in report.streams if not status.ok]
     console.print(
-        f"wrote {len(report.entries)} actions from {len(report.streams)} stream(s) to {escape(str(output))}; "
+        f"wrote {len(report.entries)} actions from {len(report.streams)} stream(s) to {escape(str(output_path))}; "
         + (
             "every hash chain verifies"
             if not broken
@@ -509,18 +702,27 @@ def audit_command(
 
 
 @app.command("invariants")
-def invariants_command(load: LoadOption = None) -> None:
+def invariants_command(as_json: JsonOption = False, load: LoadOption = None) -> None:
     """List the registered invariants (use their names with bisect, regrade and whatif).
+
+    --json prints one object per invariant: name, description, journal_wide.
 
     Example: agentjournal invariants
     """
     from agentjournal.forensics import invariants
 
     _load(load)
-    table = Table("name", "description", "journal-wide", title="invariants")
-    for name in invariants.names():
-        rule = invariants.resolve(name)
-        table.add_row(escape(name), escape(rule.description), "yes" if rule.journal_wide else "no")
-    console.print(table)
-    if not invariants.names():
-        console.print("none registered; name one by path instead: --invariant package.module:attr")
+    rules = [invariants.resolve(name) for name in invariants.names()]
+    if as_json:
+        print_json(
+            {"name": rule.name, "description": rule.description, "journal_wide": rule.journal_wide} for rule in rules
+        )
+        return
+    if not rules:
+        console.print("no invariant is registered; name one by path instead: --invariant package.module:attr")
+        return
+    output.print_table(
+        (Col("name", "key"), Col("journal-wide"), Col("description", "text")),
+        [(rule.name, "yes" if rule.journal_wide else "no", rule.description) for rule in rules],
+        title="invariants",
+    )

@@ -6,20 +6,23 @@ this module only parses options and renders results (Rich tables, progress bars)
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, BinaryIO
 
 import orjson
 import typer
-from rich import box
-from rich.table import Table
+from rich.console import RenderableType
 from rich.text import Text
 
+from agentjournal.cli import output
 from agentjournal.cli.app import app, console, errors, fail, open_journal, progress_bar, settings
-from agentjournal.cli.output import JsonOption, print_json
-from agentjournal.journal.errors import InvalidEventError, StreamNotFoundError
+from agentjournal.cli.output import Col, JsonOption, print_json
+from agentjournal.journal.errors import DamagedDatabaseError, JournalNotFoundError, StreamNotFoundError
+from agentjournal.journal.imports import ExportFile
+from agentjournal.journal.location import redact
 from agentjournal.journal.urls import connect
 
 if TYPE_CHECKING:
@@ -33,56 +36,40 @@ def _preview(event: RecordedEvent, width: int = PREVIEW_CHARS) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def events_table(events: Sequence[RecordedEvent], title: str | None = None) -> Table:
-    """Events as a Rich table: version, position, time, type, actor, cause and a short data preview.
+EVENT_COLUMNS = (
+    Col("ver", "key", right=True),
+    Col("pos", "key", right=True),
+    Col("time", "value", drop=2),
+    Col("type", "key"),
+    Col("actor", "value", drop=4),
+    Col("cause", "value", drop=3),
+    Col("data", "text", drop=1),
+)
 
-    One line per event: the data preview gets whatever width the other columns leave on the
-    terminal; on a narrow one the position goes and the time loses its date when all events share
-    one. The cause is shown as `v<N>` when it is an event of the same table, else as a short id.
+
+def events_table(events: Sequence[RecordedEvent], title: str | None = None) -> RenderableType:
+    """Events as a table, one line each: version, position, time, type, actor, cause and a data preview.
+
+    The version, position and type are always whole; on a narrow terminal the time loses its
+    date when all events share one, and the actor, the cause, the time and the preview are left
+    out in that order when they do not fit. The cause is `v<N>` when it is an event of the same
+    table, else the causing event's (or request's) id.
     """
     version_of = {event.event_id: event.version for event in events}
-    narrow = console.width < 110
-    dates = {event.recorded_at.date() for event in events}
-    short_time = narrow and len(dates) == 1
-    time_format = "%H:%M:%S" if short_time else "%Y-%m-%d %H:%M:%S"
-    cells: dict[str, Callable[[RecordedEvent], str]] = {
-        "ver": lambda event: str(event.version),
-        "pos": lambda event: str(event.position),
-        "time": lambda event: event.recorded_at.strftime(time_format),
-        "type": lambda event: event.type,
-        "actor": lambda event: event.actor or "",
-        "cause": lambda event: (
-            f"v{version_of[event.causation_id]}" if event.causation_id in version_of else (event.causation_id or "")[:8]
-        ),
-    }
-    if narrow:
-        del cells["pos"]
-    rows = [[cell(event) for cell in cells.values()] for event in events]
-    # Each column takes its widest cell plus 3 (padding and separator); the table edges take 3.
-    used = sum(max(len(row[column]) for row in [list(cells), *rows]) + 3 for column in range(len(cells)))
-    preview_width = min(PREVIEW_CHARS, max(16, console.width - used - 3))
-    caption = f"times in UTC, on {dates.pop():%Y-%m-%d}" if short_time else "times in UTC"
-    table = Table(*cells, "data", title=title, box=box.SIMPLE_HEAD, caption=caption)
-    for column in table.columns:
-        column.no_wrap = True
-        column.justify = "right" if column.header in ("ver", "pos") else "left"
-        column.style = "bold" if column.header == "type" else ""
-    for event, row in zip(events, rows, strict=True):
-        # Text, not str: stored data is shown as it is, never read as Rich markup.
-        table.add_row(*map(Text, row), Text(_preview(event, preview_width)))
-    return table
-
-
-MIGRATED_COMPONENTS = (
-    ("journal", "agentjournal.journal.backends"),
-    ("snapshots", "agentjournal.model"),
-    ("projections", "agentjournal.projections"),
-    ("messaging", "agentjournal.messaging"),
-)
-"""Every component that keeps tables in the journal's database: (component, package with migrations/).
-
-Each applies its own migrations when first used; `agentjournal migrate` applies them all up front.
-"""
+    time_format, caption = output.time_format((event.recorded_at for event in events), console.width)
+    rows = [
+        (
+            str(event.version),
+            str(event.position),
+            event.recorded_at.strftime(time_format),
+            Text(event.type, style="bold"),
+            event.actor or "",
+            f"v{version_of[event.causation_id]}" if event.causation_id in version_of else event.causation_id or "",
+            _preview(event, 4 * console.width),
+        )
+        for event in events
+    ]
+    return output.fitted_table(EVENT_COLUMNS, rows, width=console.width, title=title, caption=caption)
 
 
 @app.command()
@@ -90,26 +77,45 @@ def migrate(
     check: Annotated[
         bool, typer.Option("--check", help="Change nothing; list pending migrations and exit 1 if there are any.")
     ] = False,
+    allow_other_tables: Annotated[
+        bool,
+        typer.Option(
+            "--allow-other-tables",
+            help="Create the journal even beside another application's tables (in the same SQLite file, "
+            "PostgreSQL schema or MySQL database).",
+        ),
+    ] = False,
 ) -> None:
-    """Apply the pending schema migrations of the journal and of every component that keeps tables in its database.
+    """Create the journal where there is none, and apply the pending schema migrations of the journal and of
+    every component that keeps tables in its database.
+
+    A journal is never created beside another application's tables unless --allow-other-tables is
+    given; on PostgreSQL, give it a schema of its own instead (?schema=agentjournal in the URL).
 
     Example: agentjournal --db postgresql://app@db:5432/app migrate --check
     """
     # Connect without migrating (Journal.open would migrate, or refuse a behind schema), so the
-    # pending migrations can be listed before, or instead of, applying them.
-    with connect(settings.db_url) as journal:
-        pending = [name for component in MIGRATED_COMPONENTS for name in journal.pending_migrations(*component)]
+    # pending migrations can be listed before, or instead of, applying them. With --check nothing
+    # is created: a missing SQLite file is "no journal at …".
+    with connect(settings.db_url, create=not check, allow_other_tables=allow_other_tables) as journal:
+        from agentjournal import schema
+
+        pending = schema.pending(journal)
         if not pending:
-            console.print(f"{journal.url}: the schema is up to date")
+            console.print(f"{redact(journal.url)}: the schema is up to date", soft_wrap=True, highlight=False)
             return
         if check:
-            console.print(f"{journal.url}: {len(pending)} migration(s) pending:")
+            none_yet = "" if journal.location().has_journal else " (no journal yet)"
+            console.print(
+                f"{redact(journal.url)}: {len(pending)} migration(s) pending{none_yet}:",
+                soft_wrap=True,
+                highlight=False,
+            )
             for name in pending:
                 console.print(f"  {name}")
             raise typer.Exit(1)
-        for component in MIGRATED_COMPONENTS:
-            for name in journal.migrate(*component):
-                console.print(f"applied {name}")
+        for name in schema.migrate(journal):
+            console.print(f"applied {name}")
 
 
 @app.command()
@@ -119,6 +125,8 @@ def streams(
     as_json: JsonOption = False,
 ) -> None:
     """List streams in id order with their current version.
+
+    --json prints one object per stream: stream_id, version, created_at, updated_at.
 
     Example: agentjournal streams --prefix run-
     """
@@ -136,15 +144,24 @@ def streams(
             for info in found
         )
         return
-    table = Table("stream", "version", "created (UTC)", "updated (UTC)")
-    for info in found:
-        table.add_row(
-            info.stream_id,
-            str(info.version),
-            info.created_at.strftime("%Y-%m-%d %H:%M:%S"),
-            info.updated_at.strftime("%Y-%m-%d %H:%M:%S"),
-        )
-    console.print(table)
+    columns = (
+        Col("stream", "key"),
+        Col("version", "key", right=True),
+        Col("created (UTC)", drop=2),
+        Col("updated (UTC)", drop=1),
+    )
+    output.print_table(
+        columns,
+        [
+            (
+                info.stream_id,
+                str(info.version),
+                info.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+                info.updated_at.strftime("%Y-%m-%d %H:%M:%S"),
+            )
+            for info in found
+        ],
+    )
     console.print(f"{len(found)} stream(s)" + (f" starting with {prefix!r}" if prefix else ""))
 
 
@@ -155,11 +172,18 @@ def events(
     to_version: Annotated[int | None, typer.Option("--to", min=1, help="Last version to show.")] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Show the events of one stream as a table.
+    """Show the events of one stream as a table, one line per event.
+
+    --json prints each event's whole envelope, as `export` writes it, one per line.
 
     Example: agentjournal events conv-8842 --from 2 --to 4
     """
-    found = open_journal().read_stream(stream, from_version, to_version)
+    if to_version is not None and to_version < from_version:
+        raise typer.BadParameter(f"--to {to_version} is before --from {from_version}", param_hint="'--to'")
+    journal = open_journal()
+    if journal.stream_version(stream) == 0:
+        raise StreamNotFoundError(f"no stream {stream!r} in {journal.url}")
+    found = journal.read_stream(stream, from_version, to_version)
     if not found:
         raise StreamNotFoundError(f"stream {stream!r} has no events in versions {from_version}..{to_version or 'end'}")
     if as_json:
@@ -170,11 +194,17 @@ def events(
 
 
 def _tail_line(event: RecordedEvent) -> Text:
-    return Text.assemble(
-        f"{event.position:>8}  {event.recorded_at:%H:%M:%S.%f}  {event.stream_id}@{event.version}  ",
+    """Position, time, stream@version and type, whole; then the actor and as much of the data as fit."""
+    line = Text.assemble(
+        f"{event.position:>7}  {event.recorded_at:%H:%M:%S.%f}"[:-3] + f"  {event.stream_id}@{event.version}  ",
         (event.type, "bold"),
-        f"  {event.actor or '-'}  {_preview(event)}",
     )
+    if event.actor and line.cell_len + 2 + len(event.actor) <= console.width:
+        line.append(f"  {event.actor}")
+    room = console.width - line.cell_len - 2
+    if room >= 12:
+        line.append(f"  {_preview(event, min(PREVIEW_CHARS, room))}")
+    return line
 
 
 @app.command()
@@ -186,6 +216,8 @@ def tail(
     as_json: JsonOption = False,
 ) -> None:
     """Print every event after a position in global order, one line each; --follow waits for new ones.
+
+    --json prints each event's whole envelope, as `export` writes it, one per line.
 
     Example: agentjournal tail --after 100 --follow
     """
@@ -222,10 +254,16 @@ def verify(
     journal = open_journal()
     if stream is not None and journal.stream_version(stream) == 0:
         raise StreamNotFoundError(f"stream {stream!r} does not exist")
+    total = None
+    if stream is None:
+        with contextlib.suppress(DamagedDatabaseError):  # verify says what it can read, and where it fails
+            total = journal.head_position()
     with progress_bar() as progress:
-        task = progress.add_task("verifying", total=journal.head_position() if stream is None else None)
+        task = progress.add_task("verifying", total=total)
         report = journal.verify(stream, progress=lambda checked: progress.update(task, completed=checked))
         progress.update(task, completed=report.events_checked, total=report.events_checked)
+    if report.damage is not None:
+        fail(report.damage)
     if report.first_broken is not None:
         fail(f"broken hash chain at {report.first_broken}")
     console.print(
@@ -241,12 +279,22 @@ def export(
 ) -> None:
     """Write every event as JSON Lines (one exported envelope per line) in global position order.
 
+    With -o the file appears only when the export is complete (it is written beside it, then
+    renamed), so an interrupted export never leaves a truncated file under that name.
+
     Example: agentjournal --db sqlite:///runs.db export -o runs.jsonl
     """
     journal = open_journal()
     total = journal.head_position()
+    partial = None
     try:
-        sink: BinaryIO = output.open("wb") if output else typer.get_binary_stream("stdout")
+        if output is None:
+            sink: BinaryIO = typer.get_binary_stream("stdout")
+        else:
+            if output.is_dir():
+                fail(f"cannot write {output}: it is a folder; give a file name, e.g. {output / 'journal.jsonl'}")
+            partial = output.with_name(f".{output.name}.partial")
+            sink = partial.open("wb")
     except OSError as exc:
         fail(f"cannot write {output}: {exc.strerror}")
     count = 0
@@ -259,26 +307,17 @@ def export(
                 if count % 1000 == 0:
                     progress.update(task, completed=count)
             progress.update(task, completed=count, total=count)
-    finally:
-        if output:
+        if partial is not None and output is not None:
             sink.close()
-        else:
+            partial.replace(output)
+            partial = None
+    finally:
+        if partial is not None:
+            sink.close()
+            partial.unlink(missing_ok=True)
+        elif output is None:
             sink.flush()
     errors.print(f"exported {count} event(s)" + (f" to {output}" if output else ""))
-
-
-def _read_export(path: Path) -> Iterator[dict[str, object]]:
-    with path.open("rb") as lines:
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = orjson.loads(line)
-            except orjson.JSONDecodeError as exc:
-                raise InvalidEventError(f"{path}:{number}: not a JSON line ({exc})") from None
-            if not isinstance(record, dict):
-                raise InvalidEventError(f"{path}:{number}: expected a JSON object, got {type(record).__name__}")
-            yield record
 
 
 @app.command(name="import")
@@ -290,15 +329,39 @@ def import_(
 ) -> None:
     """Store the events of an export file in this journal, keeping ids, times and hashes.
 
+    The whole file is checked first: a bad line, or a stream that does not fit the one stored
+    under its name, is reported (file, line, problem) and nothing is imported. What is already
+    stored is skipped, so importing a file twice changes nothing, and an import that was stopped
+    (even with kill -9) is finished by running it again. Creates the journal if there is none.
+
     Example: agentjournal --db postgresql://app@db:5432/app import runs.jsonl
     """
-    journal = open_journal()
-    with file.open("rb") as lines:
-        total = sum(1 for line in lines if line.strip())
+    source = ExportFile(file)
+    try:
+        journal = open_journal()
+    except JournalNotFoundError:
+        source.check()  # a file that cannot be imported creates no journal either
+        journal = open_journal(create=True)
+    total = source.count()
     with progress_bar() as progress:
         task = progress.add_task("importing", total=total)
-        count = journal.import_events(_read_export(file), progress=lambda done: progress.update(task, completed=done))
-    console.print(f"imported {count} event(s) into {journal.url}")
+        report = journal.import_events(source, progress=lambda done: progress.update(task, completed=done))
+    where = redact(journal.url)
+    if not report.total:
+        console.print(f"nothing to import: {file} holds no events", soft_wrap=True, highlight=False)
+    elif not report.changed:
+        console.print(
+            f"already imported: {report.total} event(s), nothing changed in {where}", soft_wrap=True, highlight=False
+        )
+    elif report.already_present:
+        console.print(
+            f"imported {report.imported} event(s) into {where}; the other {report.already_present} "
+            "were already stored (an earlier import of this file, finished now)",
+            soft_wrap=True,
+            highlight=False,
+        )
+    else:
+        console.print(f"imported {report.imported} event(s) into {where}", soft_wrap=True, highlight=False)
 
 
 @app.command()
@@ -307,7 +370,7 @@ def quickstart() -> None:
 
     Example: agentjournal --db sqlite:///quickstart.db quickstart
     """
-    journal = open_journal()
+    journal = open_journal(create=True)
     from agentjournal.quickstart import write_refund_conversation
 
     stored = write_refund_conversation(journal)

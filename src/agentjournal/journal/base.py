@@ -12,7 +12,7 @@ import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -26,6 +26,7 @@ from agentjournal.journal.envelope import (
     DEFAULT_MAX_PAYLOAD_BYTES,
     GENESIS_HASH,
     MAX_ENVELOPE_FIELD_LENGTH,
+    MAX_JSON_DEPTH,
     MAX_STREAM_ID_LENGTH,
     MAX_TYPE_LENGTH,
     AppendResult,
@@ -39,20 +40,28 @@ from agentjournal.journal.envelope import (
     check_identifier,
 )
 from agentjournal.journal.errors import (
+    AgentJournalError,
     ConcurrencyError,
+    DamagedDatabaseError,
     DuplicateEventError,
     EventNotFoundError,
     InvalidEventError,
+    JournalClosedError,
+    JournalNotFoundError,
+    LocationInUseError,
+    MigrationError,
     StreamClosedError,
 )
 from agentjournal.journal.ids import uuid7
+from agentjournal.journal.imports import ExportFile, ImportReport, run_import
+from agentjournal.journal.location import Location, redact, tables
 from agentjournal.journal.registry import EventRegistry
 
 Build = Callable[[int, str], list[RecordedEvent]]
 """Turns (current version, last hash) into the batch's envelopes, inside the write transaction."""
 
 
-class EventIdTaken(Exception):
+class EventIdTaken(AgentJournalError):
     """Raised by a backend when a unique event id collides; the base decides what it means."""
 
 
@@ -66,6 +75,16 @@ class ReadFilter:
     causation_id: str | None = None
     since: datetime | None = None
     until: datetime | None = None
+
+
+@dataclass(slots=True)
+class _Scan:
+    """How far `verify` got, for its report when the database turns out to be damaged."""
+
+    heads: dict[str, tuple[int, str, bool]] = field(default_factory=dict)
+    checked: int = 0
+    last: RecordedEvent | None = None
+    finished: bool = False
 
 
 class _Where:
@@ -116,24 +135,103 @@ class Journal(ABC):
         registry: EventRegistry | None = None,
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
         redact: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+        allow_other_tables: bool = False,
     ):
         self.registry = registry or EventRegistry()
         self.max_payload_bytes = max_payload_bytes
         self.redact = redact
         """Maps each event's data before it is encoded and hashed (e.g. agents.redaction.Redactor())."""
+        self.allow_other_tables = allow_other_tables
+        """Create a journal even where another application's tables are (see `Journal.open`)."""
         self.url = ""
+        self.ephemeral = False
+        """A new, empty database each time it is opened (memory://, sqlite:///:memory:): always created."""
+        self.read_only = False
+        self._closed = False
         self._before_commit: Callable[[], None] | None = None
         """Test hook: called inside the write transaction, after the inserts, before COMMIT."""
 
     @staticmethod
-    def open(url: str, **options: Any) -> Journal:
-        """Open (and migrate, unless `migrate=False`) the journal at `url`.
+    def open(url: str, *, create: bool = False, migrate: bool = True, **options: Any) -> Journal:
+        """Open the journal at `url`: sqlite:///path.db, postgresql://…, mysql://…, memory://
 
-        sqlite:///path.db, sqlite:///:memory:, postgresql://…, mysql://… or memory://
+        Opening only reads: where there is no journal it raises JournalNotFoundError and creates
+        nothing (no file, no schema, no table). `create=True` creates the journal when there is
+        none, but never beside another application's tables unless `allow_other_tables=True`
+        (PostgreSQL: or a `?schema=` of its own). An existing journal gets its pending migrations
+        applied; with `migrate=False` one that is behind is refused instead. memory:// and
+        sqlite:///:memory: are new each time, so they are always created.
         """
         from agentjournal.journal.urls import open_journal
 
-        return open_journal(url, **options)
+        return open_journal(url, create=create, migrate=migrate, **options)
+
+    def _settle(self, *, create: bool, migrate: bool) -> None:
+        """Opening, for every backend: an existing journal is migrated (or checked), and a
+        missing one is created only when asked to."""
+        location = self._location()
+        if not location.has_journal:
+            if not (create or self.ephemeral):
+                raise self._not_found(location)
+            self.migrate()  # refuses a place that holds other tables: see _prepare_location
+            return
+        if migrate and not self.read_only:
+            self.migrate()
+        elif pending := self.pending_migrations():
+            how = "open it without mode=ro to migrate it" if self.read_only else "or open with migrate=True"
+            raise MigrationError(
+                f"{redact(self.url)}: {len(pending)} migration(s) pending ({', '.join(pending)}); "
+                f"run `agentjournal migrate` {how}"
+            )
+
+    def _not_found(self, location: Location) -> JournalNotFoundError:
+        url = redact(self.url)
+        if location.other_tables:
+            return JournalNotFoundError(
+                f"no journal at {url}: {location.where} holds another application's tables "
+                f"({tables(location.other_tables)}) and no journal; check the URL",
+                self.url,
+            )
+        detail = f" ({location.detail})" if location.detail else ""
+        return JournalNotFoundError(
+            f"no journal at {url}{detail}; `agentjournal migrate` creates one (Journal.open(url, create=True))",
+            self.url,
+        )
+
+    def _prepare_location(self, location: Location) -> None:
+        """Before the journal's first migration: refuse a place that holds other tables, else make it ready."""
+        if location.other_tables and not location.explicit and not self.allow_other_tables:
+            raise LocationInUseError(
+                f"{redact(self.url)}: {location.where} holds another application's tables "
+                f"({tables(location.other_tables)}); refusing to create a journal beside them: "
+                f"{location.advice}, or pass --allow-other-tables to `agentjournal migrate` "
+                "(allow_other_tables=True in Python)",
+                self.url,
+                list(location.other_tables),
+            )
+        self._create_location()
+
+    def location(self) -> Location:
+        """What is at this journal's URL, read without writing: is a journal there, and does the
+        place hold another application's tables (for a journal opened with `connect`)."""
+        self._check_open()
+        return self._location()
+
+    def _location(self) -> Location:
+        """What is at this URL (reads only). A backend without a database always holds its journal."""
+        return Location(has_journal=True)
+
+    def _check_storage(self) -> str | None:
+        """After every event was read and checked: the database's own check of its storage, if it
+        has one that is cheap enough (SQLite's quick_check); what is damaged, or None."""
+        return None
+
+    def _create_location(self) -> None:  # noqa: B027 (most backends need nothing made before the tables)
+        """Make the place the journal's tables go (a PostgreSQL schema); called only when creating one."""
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise JournalClosedError(redact(self.url))
 
     # ----- writing ---------------------------------------------------------------------
 
@@ -144,6 +242,7 @@ class Journal(ABC):
         expected_version: ExpectedVersion = ANY,
     ) -> AppendResult:
         """Append a batch atomically; all of it is stored or none of it."""
+        self._check_open()
         check_identifier(stream_id, "stream id", MAX_STREAM_ID_LENGTH)
         batch = [events] if isinstance(events, NewEvent) else list(events)
         if not batch:
@@ -269,6 +368,11 @@ class Journal(ABC):
         try:
             encoded = canonical_json(value)
         except (TypeError, orjson.JSONEncodeError) as exc:
+            if str(exc) == "Recursion limit reached":
+                raise InvalidEventError(
+                    f"{where} is nested more than {MAX_JSON_DEPTH} levels deep; every backend stores JSON "
+                    f"nested up to {MAX_JSON_DEPTH} levels"
+                ) from None
             raise InvalidEventError(f"{where} is not JSON-serializable: {exc}") from None
         # orjson writes NaN and infinities as null; refuse them rather than store a changed value.
         if b"null" in encoded and _has_non_finite(value):
@@ -354,44 +458,51 @@ class Journal(ABC):
         if expected not in (ANY, current):
             raise ConcurrencyError(stream_id, expected, current)
 
-    def import_events(self, records: Iterable[dict[str, Any]], *, progress: Callable[[int], None] | None = None) -> int:
-        """Store exported envelopes as they are (ids, times, hashes); refuses any that fail their hash.
+    def import_events(
+        self, records: Iterable[dict[str, Any]] | ExportFile, *, progress: Callable[[int], None] | None = None
+    ) -> ImportReport:
+        """Store exported envelopes as they are (ids, times, hashes): a journal moved from another one.
 
-        Positions are assigned anew by this journal; versions and hash chains are kept.
+        Positions are assigned anew by this journal; versions and hash chains are kept. What is
+        already stored is skipped, so importing the same records again changes nothing, and an
+        import that was stopped is finished by running it again. A list or an `ExportFile` is
+        checked whole before anything is written (ImportRefusedError lists every problem); see
+        `agentjournal.journal.imports`. `progress` gets the number of records handled so far.
         """
-        count = 0
-        batch: list[RecordedEvent] = []
-        for number, record in enumerate(records, start=1):
-            event = _event_from_export(record, number)
-            if batch and (
-                event.stream_id != batch[-1].stream_id
-                or event.version != batch[-1].version + 1
-                or batch[-1].closes_stream  # what follows a closing event is refused, as an append would be
-            ):
-                count += self._import_batch(batch)
-                if progress:
-                    progress(count)
-                batch = []
-            batch.append(event)
-        if batch:
-            count += self._import_batch(batch)
-            if progress:
-                progress(count)
-        return count
+        self._check_open()
+        return run_import(self, records, progress)
 
-    def _import_batch(self, batch: list[RecordedEvent]) -> int:
+    def _import_batch(self, batch: list[RecordedEvent]) -> None:
+        """Store consecutive exported events of one stream in one transaction, onto its stored head."""
         first = batch[0]
 
         def build(current_version: int, last_hash: str) -> list[RecordedEvent]:
             if first.prev_hash != last_hash:
+                onto = f"the stored version {current_version}" if current_version else "nothing (a new stream)"
                 raise InvalidEventError(
-                    f"import: stream {first.stream_id!r} version {first.version} does not chain onto the stored "
-                    f"version {current_version} (prev_hash {first.prev_hash[:12]}… != {last_hash[:12]}…)"
+                    f"stream {first.stream_id!r} version {first.version} does not chain onto {onto} "
+                    f"(prev_hash {first.prev_hash[:12]}… != {last_hash[:12]}…)"
                 )
             return batch
 
-        self._write(first.stream_id, first.version - 1, build)
-        return len(batch)
+        try:
+            self._write(first.stream_id, first.version - 1, build)
+        except EventIdTaken:
+            ids = {event.event_id for event in batch}
+            taken = self._fetch_by_ids(sorted(ids))
+            if not taken:
+                raise DuplicateEventError(first.event_id, "an event id of this batch is already stored") from None
+            raise DuplicateEventError(
+                taken[0].event_id, f"already stored as version {taken[0].version} of stream {taken[0].stream_id!r}"
+            ) from None
+
+    def _stream_heads(self, stream_ids: list[str]) -> dict[str, tuple[int, str, int | None]]:
+        """`_stream_head` of many streams (a backend may read them in fewer queries)."""
+        return {stream_id: self._stream_head(stream_id) for stream_id in stream_ids}
+
+    def _stored_hash(self, stream_id: str, version: int) -> str | None:
+        found = self._fetch_stream(stream_id, version, version, False, 1)
+        return found[0].hash if found else None
 
     # ----- reading ---------------------------------------------------------------------
 
@@ -405,6 +516,7 @@ class Journal(ABC):
         limit: int | None = None,
     ) -> list[RecordedEvent]:
         """Events of one stream, versions from..to inclusive (backwards: newest first)."""
+        self._check_open()
         check_identifier(stream_id, "stream id", MAX_STREAM_ID_LENGTH)
         if from_version < 1 or (to_version is not None and to_version < from_version):
             raise InvalidEventError(
@@ -429,6 +541,7 @@ class Journal(ABC):
 
         Backwards reads return positions < `after` (or the newest, when `after` is 0), newest first.
         """
+        self._check_open()
         if limit < 1:
             raise InvalidEventError(f"read_all: limit must be at least 1, got {limit}")
         filters = ReadFilter(
@@ -451,6 +564,7 @@ class Journal(ABC):
             after = page[-1].position
 
     def get_event(self, event_id: str) -> RecordedEvent:
+        self._check_open()
         found = self._fetch_by_ids([self._event_id(event_id, "get_event")])
         if not found:
             raise EventNotFoundError(f"no event with id {event_id}")
@@ -458,6 +572,7 @@ class Journal(ABC):
 
     def stream_version(self, stream_id: str) -> int:
         """The stream's current version; 0 when it does not exist."""
+        self._check_open()
         check_identifier(stream_id, "stream id", MAX_STREAM_ID_LENGTH)
         return self._stream_head(stream_id)[0]
 
@@ -472,6 +587,7 @@ class Journal(ABC):
 
     def streams(self, prefix: str = "", *, after: str = "", limit: int = 1000) -> list[StreamInfo]:
         """Streams in id order, optionally only those starting with `prefix`, after `after`."""
+        self._check_open()
         return self._fetch_streams(prefix, after, limit)
 
     def _upcast(self, events: list[RecordedEvent]) -> list[RecordedEvent]:
@@ -487,9 +603,32 @@ class Journal(ABC):
 
         Also checks that each stream's recorded head (version, last hash and closed state)
         matches its last event, which catches events deleted from the end of a stream and a
-        closed stream reopened behind the journal's back.
+        closed stream reopened behind the journal's back. A database that is damaged (it says so
+        itself, e.g. a SQLite page overwritten) gives a report of what could be read and where
+        reading stopped (`damage`), not an exception.
         """
-        heads: dict[str, tuple[int, str, bool]] = {}
+        self._check_open()
+        scan = _Scan()
+        try:
+            report = self._verify(stream_id, progress, scan)
+            damage = self._check_storage() if stream_id is None else None
+            if damage is None:
+                return report
+            return VerifyReport(report.streams_checked, report.events_checked, None, damage)
+        except DamagedDatabaseError as exc:
+            if scan.last is None:
+                where = "no event could be read"
+            else:
+                where = (
+                    f"{scan.checked:,} event(s) read and intact, up to position {scan.last.position} (stream "
+                    f"{scan.last.stream_id!r} version {scan.last.version}); reading failed after it"
+                )
+                if scan.finished:
+                    where = f"every event ({scan.checked:,}) was read and is intact; the damage is elsewhere"
+            return VerifyReport(len(scan.heads), scan.checked, None, damage=f"{exc}; {where}")
+
+    def _verify(self, stream_id: str | None, progress: Callable[[int], None] | None, scan: _Scan) -> VerifyReport:
+        heads = scan.heads
         checked = 0
         events = (
             iter(self._fetch_stream(stream_id, 1, None, False, None)) if stream_id is not None else self._scan_raw()
@@ -511,8 +650,10 @@ class Journal(ABC):
                     len(heads), checked, BrokenLink(event.stream_id, event.version, event.position, reason)
                 )
             heads[event.stream_id] = (event.version, event.hash, event.closes_stream)
+            scan.checked, scan.last = checked, event
             if progress and checked % 10_000 == 0:
                 progress(checked)
+        scan.finished = True
         names = [stream_id] if stream_id is not None else [info.stream_id for info in self._all_streams()]
         for name in names:
             recorded_version, recorded_hash, recorded_closed_at = self._stream_head(name)
@@ -531,11 +672,19 @@ class Journal(ABC):
         return VerifyReport(len(heads), checked, None)
 
     def _scan_raw(self) -> Iterator[RecordedEvent]:
-        after = 0
+        """Every stored event in position order; on a damaged database, as many as can be read
+        (a page that cannot be read is read again in smaller pieces, down to one event)."""
+        after, size = 0, 5000
         while True:
-            page = self._fetch_all(after, 5000, ReadFilter(), False)
+            try:
+                page = self._fetch_all(after, size, ReadFilter(), False)
+            except DamagedDatabaseError:
+                if size == 1:
+                    raise
+                size = max(1, size // 10)
+                continue
             yield from page
-            if len(page) < 5000:
+            if len(page) < size:
                 return
             after = page[-1].position
 
@@ -572,20 +721,29 @@ class Journal(ABC):
 
     def head_position(self) -> int:
         """The highest committed position (0 for an empty journal)."""
+        self._check_open()
         return self._head_position()
 
     def pending_migrations(
         self, component: str = "journal", package: str = "agentjournal.journal.backends"
     ) -> list[str]:
         """Migrations of a component not yet applied to this database (empty when up to date)."""
+        self._check_open()
         return []
 
     def migrate(self, component: str = "journal", package: str = "agentjournal.journal.backends") -> list[str]:
         """Apply a component's pending migrations; returns their names."""
+        self._check_open()
         return []
 
-    def close(self) -> None:  # noqa: B027 (a backend without connections has nothing to release)
-        """Release connections."""
+    def close(self) -> None:
+        """Release connections; every later call raises JournalClosedError (closing twice is fine)."""
+        if not self._closed:
+            self._closed = True
+            self._release()
+
+    def _release(self) -> None:  # noqa: B027 (a backend without connections has nothing to release)
+        """Close the backend's connections."""
 
     def __enter__(self) -> Journal:
         return self
@@ -594,7 +752,7 @@ class Journal(ABC):
         self.close()
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.url!r})"
+        return f"{type(self).__name__}({redact(self.url)!r})"
 
     # ----- what a backend implements ------------------------------------------------------
 
@@ -649,36 +807,3 @@ def _utc(moment: datetime | None) -> datetime | None:
     if moment.tzinfo is None:
         raise InvalidEventError(f"time {moment.isoformat()} has no time zone; give an aware datetime (UTC)")
     return moment.astimezone(UTC)
-
-
-def _event_from_export(record: dict[str, Any], number: int) -> RecordedEvent:
-    """An exported envelope back into a RecordedEvent, checking its own hash."""
-    try:
-        event = RecordedEvent(
-            event_id=str(uuid.UUID(record["event_id"])),
-            stream_id=check_identifier(record["stream_id"], "stream id", MAX_STREAM_ID_LENGTH),
-            version=int(record["version"]),
-            position=0,
-            type=check_identifier(record["type"], "event type", MAX_TYPE_LENGTH),
-            schema_version=int(record["schema_version"]),
-            recorded_at=datetime.fromisoformat(record["recorded_at"]),
-            actor=record.get("actor"),
-            tenant_id=record.get("tenant_id"),
-            correlation_id=record.get("correlation_id"),
-            causation_id=record.get("causation_id"),
-            traceparent=record.get("traceparent"),
-            data_json=canonical_json(record["data"]),
-            metadata_json=canonical_json(record.get("metadata", {})),
-            prev_hash=record["prev_hash"],
-            hash=record["hash"],
-        )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise InvalidEventError(
-            f"import record {number}: not an exported envelope ({type(exc).__name__}: {exc})"
-        ) from None
-    if event.compute_hash() != event.hash:
-        raise InvalidEventError(
-            f"import record {number} (stream {event.stream_id!r} version {event.version}): "
-            "its hash does not match its content; refusing to import a changed event"
-        )
-    return event

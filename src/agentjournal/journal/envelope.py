@@ -28,6 +28,9 @@ MAX_TYPE_LENGTH: Final = 200
 MAX_ENVELOPE_FIELD_LENGTH: Final = 255
 """actor, tenant_id, correlation_id, causation_id and traceparent."""
 DEFAULT_MAX_PAYLOAD_BYTES: Final = 1024 * 1024
+MAX_JSON_DEPTH: Final = 254
+"""Data and metadata may nest this many levels (arrays and objects, the outermost one counted), on
+every backend: the limit of the canonical encoder (orjson). Deeper is refused at append."""
 GENESIS_HASH: Final = "0" * 64
 """The `prev_hash` of a stream's first event."""
 
@@ -312,7 +315,9 @@ class VerifyReport:
     streams_checked: int
     events_checked: int
     first_broken: BrokenLink | None
+    damage: str | None = None
+    """The database could not be read to the end (a damaged file): what was read and where it failed."""
 
     @property
     def ok(self) -> bool:
-        return self.first_broken is None
+        return self.first_broken is None and self.damage is None

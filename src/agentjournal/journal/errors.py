@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 
-class JournalError(Exception):
+class AgentJournalError(Exception):
+    """The root of every error agentjournal raises on purpose: journal, model, policy, tool, agent,
+    projection and messaging errors. Catch it to handle any of them; the CLI turns it into a message."""
+
+
+class JournalError(AgentJournalError):
     """Base of every error the journal raises on purpose."""
 
 
@@ -65,3 +70,61 @@ class SchemaRegistryError(JournalError, ValueError):
 
 class MigrationError(JournalError):
     """The database schema is behind, or a migration failed."""
+
+
+class JournalNotFoundError(JournalError, LookupError):
+    """No journal at the URL. Opening to read creates nothing; open with create=True to make one."""
+
+    def __init__(self, message: str, url: str) -> None:
+        self.url = url
+        super().__init__(message)
+
+
+class LocationInUseError(JournalError):
+    """Where a journal would be created holds another application's tables; nothing was created."""
+
+    def __init__(self, message: str, url: str, tables: list[str]) -> None:
+        self.url = url
+        self.tables = tables
+        super().__init__(message)
+
+
+class JournalClosedError(JournalError):
+    """A call on a journal after its `close()`: open the URL again to use it."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        super().__init__(f"this journal is closed ({url}); open it again with Journal.open(url)")
+
+
+class ReadOnlyJournalError(JournalError):
+    """A write to a journal opened read-only, or stored where this process cannot write."""
+
+
+class DamagedDatabaseError(JournalError):
+    """The database file is damaged (the database itself says so); says what and where."""
+
+
+class ImportRefusedError(InvalidEventError):
+    """Nothing was imported: records that are not a valid export, or that do not fit this journal.
+
+    `problems` lists each one (file and line, or record number, and what is wrong).
+    """
+
+    def __init__(self, problems: list[str], total: int | None = None) -> None:
+        self.problems = problems
+        count = total if total is not None else len(problems)
+        if count == 1:
+            super().__init__(f"{problems[0]}; nothing imported")
+            return
+        more = f"\n  … and {count - len(problems)} more" if count > len(problems) else ""
+        super().__init__(f"{count} problems, nothing imported:\n  " + "\n  ".join(problems) + more)
+
+
+class ImportInterruptedError(JournalError):
+    """An import stopped part-way; the message says what was stored. Running it again finishes it."""
+
+    def __init__(self, message: str, imported: int, already_present: int) -> None:
+        self.imported = imported
+        self.already_present = already_present
+        super().__init__(message)

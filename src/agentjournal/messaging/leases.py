@@ -20,23 +20,14 @@ from typing import Any
 
 from agentjournal.journal import Journal, JournalError
 from agentjournal.journal.backends.sql import SQLJournal
+from agentjournal.journal.schema import Component
 
 DEFAULT_TTL = 15.0
 """Seconds a lease lasts unless renewed; a crashed node's work moves within this time."""
 
-_NOW = {
-    "sqlite": "((julianday('now') - 2440587.5) * 86400.0)",
-    "postgres": "extract(epoch from clock_timestamp())::double precision",
-    "mysql": "UNIX_TIMESTAMP(NOW(6))",
-}
-_INSERT_IF_ABSENT = {
-    "sqlite": "INSERT INTO aj_leases (name, owner, token, expires_at, acquired_at, renewed_at) "
-    "VALUES (?, '', 0, 0, 0, 0) ON CONFLICT (name) DO NOTHING",
-    "postgres": "INSERT INTO aj_leases (name, owner, token, expires_at, acquired_at, renewed_at) "
-    "VALUES (%s, '', 0, 0, 0, 0) ON CONFLICT (name) DO NOTHING",
-    "mysql": "INSERT IGNORE INTO aj_leases (name, owner, token, expires_at, acquired_at, renewed_at) "
-    "VALUES (%s, '', 0, 0, 0, 0)",
-}
+
+MIGRATIONS = Component("messaging", "agentjournal.messaging")
+"""aj_leases."""
 
 
 class LeaseLostError(JournalError):
@@ -84,10 +75,16 @@ class LeaseRegistry:
             raise JournalError(f"a lease TTL must be positive, got {ttl}")
         self.journal = journal
         self.ttl = ttl
+        dialect = journal.sql_dialect
         self._p = journal.param
-        self._now = _NOW[journal.dialect]
-        self._for_update = "" if journal.dialect == "sqlite" else " FOR UPDATE"
-        journal.migrate(component="messaging", package="agentjournal.messaging")
+        self._now = dialect.now
+        self._for_update = dialect.for_update
+        self._create = dialect.sql(
+            dialect.insert_if_absent(
+                "aj_leases", ("name", "owner", "token", "expires_at", "acquired_at", "renewed_at"), ("name",)
+            )
+        )
+        MIGRATIONS.migrate(journal)
 
     def acquire(self, name: str, owner: str, *, ttl: float | None = None) -> Lease | None:
         """Take the lease if it is free or expired (a new token), or extend it if `owner` holds it.
@@ -96,7 +93,7 @@ class LeaseRegistry:
         """
         p, now, seconds = self._p, self._now, ttl or self.ttl
         with self.journal.transaction() as cursor:
-            cursor.execute(_INSERT_IF_ABSENT[self.journal.dialect], (name,))
+            cursor.execute(self._create, (name, "", 0, 0, 0, 0))
             cursor.execute(
                 f"UPDATE aj_leases SET owner = {p}, token = token + 1, expires_at = {now} + {p}, "
                 f"acquired_at = {now}, renewed_at = {now} WHERE name = {p} AND expires_at <= {now}",

@@ -18,7 +18,7 @@ import orjson
 
 from agentjournal.journal import Journal, RecordedEvent
 from agentjournal.journal.backends.sql import SQLJournal
-from agentjournal.journal.envelope import format_time
+from agentjournal.journal.schema import Component
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,16 +84,11 @@ class MemorySnapshotStore(SnapshotStore):
             return len(self._snapshots.get((stream_id, aggregate_type), {}))
 
 
-_COLUMNS = "stream_id, aggregate_type, version, state_version, event_hash, state, taken_at"
-_UPSERT = {
-    "sqlite": " ON CONFLICT (stream_id, aggregate_type, version) DO UPDATE SET state_version = excluded.state_version, "
-    "event_hash = excluded.event_hash, state = excluded.state, taken_at = excluded.taken_at",
-    "postgres": " ON CONFLICT (stream_id, aggregate_type, version) DO UPDATE SET "
-    "state_version = excluded.state_version, event_hash = excluded.event_hash, state = excluded.state, "
-    "taken_at = excluded.taken_at",
-    "mysql": " ON DUPLICATE KEY UPDATE state_version = VALUES(state_version), event_hash = VALUES(event_hash), "
-    "state = VALUES(state), taken_at = VALUES(taken_at)",
-}
+_COLUMNS = ("stream_id", "aggregate_type", "version", "state_version", "event_hash", "state", "taken_at")
+
+
+MIGRATIONS = Component("snapshots", "agentjournal.model")
+"""aj_snapshots."""
 
 
 class SQLSnapshotStore(SnapshotStore):
@@ -101,7 +96,7 @@ class SQLSnapshotStore(SnapshotStore):
 
     def __init__(self, journal: SQLJournal) -> None:
         self.journal = journal
-        journal.migrate(component="snapshots", package="agentjournal.model")
+        MIGRATIONS.migrate(journal)
 
     def latest(self, stream_id: str, aggregate_type: str, state_version: int, at_most: int) -> Snapshot | None:
         p = self.journal.param
@@ -119,10 +114,9 @@ class SQLSnapshotStore(SnapshotStore):
     def save(self, snapshots: Sequence[Snapshot]) -> None:
         if not snapshots:
             return
-        p = self.journal.param
-        now = datetime.now(UTC)
-        taken_at: Any = format_time(now) if self.journal.dialect == "sqlite" else now
-        sql = f"INSERT INTO aj_snapshots ({_COLUMNS}) VALUES ({', '.join([p] * 7)})" + _UPSERT[self.journal.dialect]
+        dialect = self.journal.sql_dialect
+        taken_at = dialect.time(datetime.now(UTC))
+        sql = dialect.sql(dialect.upsert("aj_snapshots", _COLUMNS, ("stream_id", "aggregate_type", "version")))
         rows = [
             (s.stream_id, s.aggregate_type, s.version, s.state_version, s.event_hash, s.state_json.decode(), taken_at)
             for s in snapshots

@@ -16,7 +16,9 @@ if TYPE_CHECKING:
     from agentjournal.projections.runner import ProjectionRunner as ProjectionRunner
     from agentjournal.projections.runner import dead_letters as dead_letters
     from agentjournal.projections.runs import RunsProjection as RunsProjection
+    from agentjournal.projections.status import Freshness as Freshness
     from agentjournal.projections.status import ProjectionStatus as ProjectionStatus
+    from agentjournal.projections.status import bring_up_to_date as bring_up_to_date
     from agentjournal.projections.status import builtin_projection as builtin_projection
     from agentjournal.projections.status import builtin_projections as builtin_projections
     from agentjournal.projections.status import checkpoint as checkpoint
@@ -41,7 +43,9 @@ __getattr__, __dir__, __all__ = lazy_exports(
         ),
         "agentjournal.projections.runs": ("RunsProjection",),
         "agentjournal.projections.status": (
+            "Freshness",
             "ProjectionStatus",
+            "bring_up_to_date",
             "builtin_projection",
             "builtin_projections",
             "checkpoint",

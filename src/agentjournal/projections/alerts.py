@@ -2,12 +2,16 @@
 
 - page when the policy violation rate of the last day rises above 3x its baseline (the rate
   over the week before that day);
-- warn when the cost per successful run of the last day is more than 30% above the day before.
+- warn when the cost per successful run of the last day is more than 30% above the day before;
+- page when an evaluation scored in the last day has a replay delta of quality below -0.05
+  (its candidate scored worse than the recorded baseline on the same items): block the
+  deployment. This one reads the evaluations read model, so it fires in the evaluation journal.
 
 Each fired alert is appended as `AlertFired` to the `alerts` stream, so it is journaled,
-explainable and replayable like everything else. Its event id is derived from the rule, the
-group and the UTC day, so the same alert fires at most once a day however often the rules
-are evaluated (the journal's idempotent append drops the repeat).
+explainable and replayable like everything else. Its event id is derived from its `key`: the
+rule, the group and the UTC day for the daily rules, the rule and the evaluation for the replay
+delta; so an alert fires at most once a day (once per evaluation) however often the rules are
+evaluated (the journal's idempotent append drops the repeat).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 
 from agentjournal.journal import DuplicateEventError, Journal, NewEvent, RecordedEvent
 from agentjournal.projections.base import ProjectionError
-from agentjournal.projections.metrics import GroupMetrics, metrics
+from agentjournal.projections.metrics import GroupMetrics, metrics, replay_deltas
 
 ALERTS_STREAM = "alerts"
 ALERT_FIRED = "AlertFired"
@@ -34,6 +38,8 @@ class AlertRules:
     cost_rise: float = 0.30
     min_runs: int = 20
     dimensions: tuple[str, ...] = ("all", "route", "model", "tenant")
+    replay_quality_drop: float = 0.05
+    """Page when an evaluation's quality (candidate - baseline, over its items) is below minus this."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +52,8 @@ class Alert:
     baseline: float
     threshold: float
     message: str
+    key: str
+    """What it fires at most once for: rule, dimension, group and UTC day (or rule and evaluation)."""
 
 
 def evaluate(journal: Journal, *, now: datetime | None = None, rules: AlertRules | None = None) -> list[Alert]:
@@ -55,6 +63,7 @@ def evaluate(journal: Journal, *, now: datetime | None = None, rules: AlertRules
     if now.tzinfo is None:
         raise ProjectionError(f"alerts: time {now.isoformat()} has no time zone; give an aware datetime (UTC)")
     day = timedelta(days=1)
+    today_utc = f"{now.astimezone(UTC):%Y-%m-%d}"
     found: list[Alert] = []
     for dimension in rules.dimensions:
         today = _by_group(journal, dimension, now - day, now)
@@ -84,6 +93,7 @@ def evaluate(journal: Journal, *, now: datetime | None = None, rules: AlertRules
                             f"100 runs in the last day, over {rules.violation_factor:g}x the baseline of "
                             f"{base.violations_per_100_runs:.1f} ({rules.baseline_days} days before)"
                         ),
+                        key=f"policy_violation_rate/{dimension}/{group}/{today_utc}",
                     )
                 )
             before = yesterday.get(group)
@@ -110,8 +120,36 @@ def evaluate(journal: Journal, *, now: datetime | None = None, rules: AlertRules
                             f"(${before.cost_per_successful_run:.4f} -> ${current.cost_per_successful_run:.4f}; "
                             f"warns above {rules.cost_rise:.0%})"
                         ),
+                        key=f"cost_per_successful_run/{dimension}/{group}/{today_utc}",
                     )
                 )
+    return found + _replay_quality(journal, now - day, now, rules.replay_quality_drop)
+
+
+def _replay_quality(journal: Journal, since: datetime, until: datetime, drop: float) -> list[Alert]:
+    """Seed 001's "block deployment if replay delta quality drops below threshold", per evaluation."""
+    found = []
+    for row in replay_deltas(journal, by="evaluation", since=since, until=until):
+        baseline, quality = row.quality_baseline, row.quality_candidate
+        if baseline is None or quality is None or quality - baseline >= -drop:
+            continue
+        found.append(
+            Alert(
+                rule="replay_quality_delta",
+                severity="page",
+                dimension="evaluation",
+                group=row.group,
+                value=round(quality, 4),
+                baseline=round(baseline, 4),
+                threshold=drop,
+                message=(
+                    f"evaluation {row.group}: quality {quality:.3f} against the recorded baseline's "
+                    f"{baseline:.3f} over {row.items} items, a replay delta of {quality - baseline:+.3f}, "
+                    f"below -{drop:g}: block the deployment"
+                ),
+                key=f"replay_quality_delta/{row.group}",
+            )
+        )
     return found
 
 
@@ -126,7 +164,6 @@ def fire_alerts(
     now = now or datetime.now(UTC)
     fired = []
     for alert in evaluate(journal, now=now, rules=rules):
-        key = f"{alert.rule}/{alert.dimension}/{alert.group}/{now.astimezone(UTC):%Y-%m-%d}"
         event = NewEvent(
             ALERT_FIRED,
             {
@@ -140,13 +177,13 @@ def fire_alerts(
                 "message": alert.message,
                 "evaluated_at": now.astimezone(UTC).isoformat(),
             },
-            event_id=str(uuid.uuid5(_NAMESPACE, key)),
+            event_id=str(uuid.uuid5(_NAMESPACE, alert.key)),
             actor="agentjournal-alerts",
         )
         try:
             result = journal.append(ALERTS_STREAM, [event])
         except DuplicateEventError:
-            continue  # fired earlier today, with the figures of that moment
+            continue  # fired earlier (today, or for this evaluation), with the figures of that moment
         if not result.already_appended:
             fired.extend(result.events)
     return fired

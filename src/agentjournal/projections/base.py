@@ -17,10 +17,12 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from agentjournal.journal.errors import JournalError
+from agentjournal.journal.schema import Component
 
 if TYPE_CHECKING:  # kept out of the import, so the CLI's options can name this package's constants cheaply
     from agentjournal.journal import Journal, RecordedEvent
     from agentjournal.journal.backends.sql import SQLJournal
+    from agentjournal.journal.dialect import Dialect
 
 
 class ProjectionError(JournalError):
@@ -39,23 +41,25 @@ def require_sql(journal: Journal, what: str) -> SQLJournal:
     return journal
 
 
-class Tx:
-    """A cursor in the runner's transaction, with the few dialect differences a read model needs.
+MIGRATIONS = Component("projections", "agentjournal.projections")
+"""Checkpoints, parked events and the built-in read models' tables."""
 
-    SQL is written once with `?` placeholders; `execute` converts them for PostgreSQL and MariaDB.
+
+class Tx:
+    """A cursor in the runner's transaction, with the journal's SQL dialect.
+
+    SQL is written once with `?` placeholders; `execute` converts them for the database.
     """
 
-    def __init__(self, cursor: Any, dialect: str) -> None:
+    def __init__(self, cursor: Any, dialect: Dialect) -> None:
         self.cursor = cursor
         self.dialect = dialect
         self._cache: dict[str, str] = {}
 
     def _sql(self, sql: str) -> str:
-        if self.dialect == "sqlite":
-            return sql
         converted = self._cache.get(sql)
         if converted is None:
-            converted = self._cache[sql] = sql.replace("%", "%%").replace("?", "%s")
+            converted = self._cache[sql] = self.dialect.sql(sql)
         return converted
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
@@ -79,19 +83,10 @@ class Tx:
         """
         rows = list(rows)
         per_statement = max(1, min(500, 16_000 // len(columns)))
-        updates = [column for column in columns if column not in keys]
-        if self.dialect == "mysql":
-            conflict = " ON DUPLICATE KEY UPDATE " + ", ".join(f"{column} = VALUES({column})" for column in updates)
-        else:
-            sets = ", ".join(f"{column} = excluded.{column}" for column in updates)
-            conflict = f" ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {sets}"
-        row_marks = "(" + ", ".join("?" * len(columns)) + ")"
         for start in range(0, len(rows), per_statement):
             chunk = rows[start : start + per_statement]
-            values = ", ".join([row_marks] * len(chunk))
             self.execute(
-                f"INSERT INTO {table} ({', '.join(columns)}) VALUES {values}{conflict}",
-                [value for row in chunk for value in row],
+                self.dialect.upsert(table, columns, keys, len(chunk)), [value for row in chunk for value in row]
             )
 
     def select_in(self, sql: str, values: Sequence[Any], chunk: int = 500) -> list[Any]:
@@ -119,7 +114,7 @@ class Projection(ABC):
 
     def setup(self, journal: SQLJournal) -> None:
         """Create its tables. The built-in read models come with the projections migration."""
-        journal.migrate(component="projections", package="agentjournal.projections")
+        MIGRATIONS.migrate(journal)
 
     @abstractmethod
     def apply(self, tx: Tx, events: Sequence[RecordedEvent]) -> None: ...

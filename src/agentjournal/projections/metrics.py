@@ -8,6 +8,11 @@ route, model, tenant or agent:
 - cost per successful run: the cost of every run in the window (model and tool costs)
   divided by the successful runs
 - time to first action p50/p95: from RunStarted to the first approved tool call
+
+And seed 001's replay delta (`replay_deltas`), over evaluations last scored in a window, grouped
+by model, route, tenant, candidate or evaluation: the candidate's quality, cost and latency
+against its recorded baseline, and the calls it decided stricter or looser (the evaluations
+read model).
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from agentjournal.projections.base import ProjectionError, require_sql
 
@@ -171,6 +176,134 @@ def metric_series(
     return series
 
 
+# ----- the replay delta (the evaluations read model) ---------------------------------------
+
+EVAL_GROUPS = ("model", "route", "tenant", "candidate", "evaluation", "all")
+"""How replay deltas group: `model` is the baseline's model and the candidate's (`a → b` when they differ)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayDelta:
+    """Seed 001's replay delta for a group of evaluated items: the candidate against the recorded baseline.
+
+    Means are over the items scored on both sides (an item's own value is the mean over its
+    repeats); cost and latency deltas are relative (0.15 is +15%); the policy counts are the
+    calls each item's worst repeat decided stricter or looser than the baseline.
+    """
+
+    group: str
+    evaluations: int
+    items: int
+    quality_baseline: float | None
+    quality_candidate: float | None
+    quality_delta: float | None
+    cost_baseline_usd: float | None
+    cost_candidate_usd: float | None
+    cost_delta: float | None
+    latency_baseline_ms: float | None
+    latency_candidate_ms: float | None
+    latency_delta: float | None
+    policy_stricter: int
+    policy_looser: int
+    policy_regressions: int
+
+
+class _ScoredItem(NamedTuple):
+    """One evaluated item as the replay delta reads it (aj_rm_evaluation_items, with its candidate)."""
+
+    evaluation_id: str
+    candidate: str
+    route: str | None
+    tenant_id: str | None
+    model: str | None
+    candidate_model: str | None
+    baseline_quality: float | None
+    candidate_quality: float | None
+    baseline_cost_usd: float | None
+    candidate_cost_usd: float | None
+    baseline_latency_ms: float | None
+    candidate_latency_ms: float | None
+    policy_stricter: int
+    policy_looser: int
+
+    def group(self, by: str) -> str:
+        if by == "model":
+            changed = self.candidate_model not in (None, self.model)
+            return f"{self.model} → {self.candidate_model}" if changed else str(self.model)
+        value = {
+            "route": self.route,
+            "tenant": self.tenant_id,
+            "candidate": self.candidate,
+            "evaluation": self.evaluation_id,
+            "all": "all",
+        }[by]
+        return value if value is not None else "(none)"
+
+
+def _means(pairs: Iterable[tuple[float | None, float | None]]) -> tuple[float | None, float | None]:
+    """The baseline's and the candidate's mean over the items that have both."""
+    both = [(float(base), float(now)) for base, now in pairs if base is not None and now is not None]
+    if not both:
+        return None, None
+    return sum(base for base, _ in both) / len(both), sum(now for _, now in both) / len(both)
+
+
+def _change(baseline: float | None, candidate: float | None) -> float | None:
+    """Relative change; None when the baseline is 0 and the candidate is not (no ratio to give)."""
+    if baseline is None or candidate is None:
+        return None
+    if baseline > 0:
+        return (candidate - baseline) / baseline
+    return 0.0 if candidate <= 0 else None
+
+
+def _delta_of(group: str, items: Sequence[_ScoredItem]) -> ReplayDelta:
+    quality_base, quality_now = _means((i.baseline_quality, i.candidate_quality) for i in items)
+    cost_base, cost_now = _means((i.baseline_cost_usd, i.candidate_cost_usd) for i in items)
+    latency_base, latency_now = _means((i.baseline_latency_ms, i.candidate_latency_ms) for i in items)
+    stricter = sum(int(item.policy_stricter) for item in items)
+    looser = sum(int(item.policy_looser) for item in items)
+    return ReplayDelta(
+        group=group,
+        evaluations=len({item.evaluation_id for item in items}),
+        items=len(items),
+        quality_baseline=quality_base,
+        quality_candidate=quality_now,
+        quality_delta=None if quality_base is None or quality_now is None else quality_now - quality_base,
+        cost_baseline_usd=cost_base,
+        cost_candidate_usd=cost_now,
+        cost_delta=_change(cost_base, cost_now),
+        latency_baseline_ms=latency_base,
+        latency_candidate_ms=latency_now,
+        latency_delta=_change(latency_base, latency_now),
+        policy_stricter=stricter,
+        policy_looser=looser,
+        policy_regressions=stricter + looser,
+    )
+
+
+def replay_deltas(
+    journal: Journal, *, by: str = "model", since: datetime, until: datetime | None = None
+) -> list[ReplayDelta]:
+    """The replay delta of the evaluations last scored in [since, until), one row per group, by group name."""
+    if by not in EVAL_GROUPS:
+        raise ProjectionError(f"cannot group replay deltas by {by!r}; choose one of: {', '.join(EVAL_GROUPS)}")
+    sql_journal = require_sql(journal, "metrics")
+    p = sql_journal.param
+    columns = ", ".join("e.candidate" if name == "candidate" else f"i.{name}" for name in _ScoredItem._fields)
+    rows = sql_journal.query(
+        f"SELECT {columns} FROM aj_rm_evaluation_items i "
+        "JOIN aj_rm_evaluations e ON e.evaluation_id = i.evaluation_id "
+        f"WHERE e.scored_at >= {p} AND e.scored_at < {p} AND i.repeats > 0",
+        [since.timestamp(), (until or datetime.now(UTC)).timestamp()],
+    )
+    groups: dict[str, list[_ScoredItem]] = {}
+    for row in rows:
+        item = _ScoredItem(*row)
+        groups.setdefault(item.group(by), []).append(item)
+    return [_delta_of(group, groups[group]) for group in sorted(groups)]
+
+
 # ----- the other read models -------------------------------------------------------------
 
 
@@ -235,16 +368,6 @@ class SearchHit:
     text: str
 
 
-_SEARCH = {
-    "sqlite": "SELECT rowid, stream_id, version, type, recorded_at, text FROM aj_rm_search "
-    "WHERE aj_rm_search MATCH ? ORDER BY rowid DESC LIMIT ?",
-    "postgres": "SELECT position, stream_id, version, type, recorded_at, text FROM aj_rm_search "
-    "WHERE document @@ websearch_to_tsquery('simple', %s) ORDER BY position DESC LIMIT %s",
-    "mysql": "SELECT position, stream_id, version, type, recorded_at, text FROM aj_rm_search "
-    "WHERE MATCH (text) AGAINST (%s IN BOOLEAN MODE) ORDER BY position DESC LIMIT %s",
-}
-
-
 def search(journal: Journal, text: str, *, limit: int = 20) -> list[SearchHit]:
     """Events whose payload contains every word of `text` (as a phrase), newest first."""
     sql_journal = require_sql(journal, "search")
@@ -252,5 +375,10 @@ def search(journal: Journal, text: str, *, limit: int = 20) -> list[SearchHit]:
     if not words:
         raise ProjectionError("search: give some text to look for, e.g. ORD-5521")
     phrase = '"' + words.replace('"', " ") + '"'
-    rows = sql_journal.query(_SEARCH[sql_journal.dialect], [phrase, limit])
+    dialect = sql_journal.sql_dialect
+    sql = dialect.sql(
+        f"SELECT {dialect.search_key}, stream_id, version, type, recorded_at, text FROM aj_rm_search "
+        f"WHERE {dialect.search_where} ORDER BY {dialect.search_key} DESC LIMIT ?"
+    )
+    rows = sql_journal.query(sql, [phrase, limit])
     return [SearchHit(int(r[0]), r[1], int(r[2]), r[3], datetime.fromtimestamp(float(r[4]), UTC), r[5]) for r in rows]

@@ -13,16 +13,17 @@ from __future__ import annotations
 import threading
 import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import orjson
 
 from agentjournal.journal import Journal
 from agentjournal.journal.backends.sql import SQLJournal
-from agentjournal.projections.base import Projection, ProjectionError, require_sql
+from agentjournal.projections.base import AnyProjection, Projection, ProjectionError, require_sql
 from agentjournal.projections.read_models import ToolDecisionsProjection
 from agentjournal.projections.runner import ProjectionRunner
 from agentjournal.projections.runs import RunsProjection
@@ -45,8 +46,11 @@ _runners: weakref.WeakKeyDictionary[Journal, dict[str, ProjectionRunner]] = weak
 _runners_lock = threading.Lock()
 
 
-def refresh(journal: Journal, *projections: Projection) -> None:
-    """Apply whatever the journal holds beyond these projections' checkpoints (runners are kept per journal)."""
+def refresh(journal: Journal, *projections: AnyProjection, progress: Callable[[str, int], None] | None = None) -> None:
+    """Apply whatever the journal holds beyond these projections' checkpoints (runners are kept per journal).
+
+    `progress(name, position)` is called after each batch a projection applies.
+    """
     for projection in projections:
         with _runners_lock:
             runners = _runners.setdefault(journal, {})
@@ -55,7 +59,7 @@ def refresh(journal: Journal, *projections: Projection) -> None:
                 runner = runners[projection.name] = ProjectionRunner(journal, projection)
         for attempt in range(_TRIES):
             try:
-                runner.catch_up()
+                runner.catch_up(None if progress is None else partial(progress, projection.name))
                 break
             except ProjectionError:  # another runner moved the checkpoint meanwhile: read on from there
                 if attempt == _TRIES - 1:
@@ -105,31 +109,54 @@ _RUN_COLUMNS = (
 def list_runs(
     journal: Journal,
     *,
-    status: str | None = None,
+    status: str | Sequence[str] | None = None,
     since: datetime | None = None,
-    limit: int = 100,
+    until: datetime | None = None,
+    agent: str | None = None,
+    route: str | None = None,
+    tenant_id: str | None = None,
+    run_ids: Sequence[str] | None = None,
+    limit: int | None = 100,
 ) -> list[RunRow]:
-    """Runs, most recently active first; `status` is one of new, running, waiting_approval, completed,
-    aborted, cancelled (or `unfinished`), `since` keeps runs started at or after it."""
+    """Runs, most recently active first.
+
+    `status` is one of new, running, waiting_approval, completed, aborted, cancelled (or
+    `unfinished`), or several of them; `since` and `until` bound when a run started (until
+    excluded); `agent` is the agent a run started with; `limit=None` returns every match.
+    """
     sql_journal = _fresh(journal, RunsProjection())
     p = sql_journal.param
     conditions: list[str] = []
     params: list[Any] = []
+
+    def one_of(column: str, values: Sequence[str]) -> None:
+        conditions.append(f"{column} IN ({', '.join(p for _ in values)})" if values else "1 = 0")
+        params.extend(values)
+
     if status == "unfinished":
         conditions.append(f"status NOT IN ({', '.join(p for _ in FINISHED)})")
         params.extend(sorted(FINISHED))
+    elif isinstance(status, str):
+        one_of("status", [status])
     elif status is not None:
-        conditions.append(f"status = {p}")
-        params.append(status)
+        one_of("status", list(status))
+    for column, value in (("agent", agent), ("route", route), ("tenant_id", tenant_id)):
+        if value is not None:
+            one_of(column, [value])
+    if run_ids is not None:
+        one_of("run_id", [run_id.removeprefix("run-") for run_id in run_ids])
     if since is not None:
         conditions.append(f"started_at >= {p}")
         params.append(since.timestamp())
+    if until is not None:
+        conditions.append(f"started_at < {p}")
+        params.append(until.timestamp())
     where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
-    rows = sql_journal.query(
-        f"SELECT {_RUN_COLUMNS} FROM aj_rm_runs{where} ORDER BY last_event_at DESC, run_id LIMIT {p}",
-        [*params, limit],
-    )
-    return [_run_row(row) for row in rows]
+    sql = f"SELECT {_RUN_COLUMNS} FROM aj_rm_runs{where} ORDER BY last_event_at DESC, run_id"
+    if limit is not None:
+        sql += f" LIMIT {p}"
+        params.append(limit)
+    return [_run_row(row) for row in sql_journal.query(sql, params)]
 
 
 def _run_row(row: Sequence[Any]) -> RunRow:

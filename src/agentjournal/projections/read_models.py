@@ -245,9 +245,9 @@ class SearchProjection(Projection):
     tables: ClassVar[tuple[str, ...]] = ("aj_rm_search",)
 
     def apply(self, tx: Tx, events: Sequence[RecordedEvent]) -> None:
-        key = "rowid" if tx.dialect == "sqlite" else "position"  # FTS5 keys its rows by rowid
         tx.executemany(
-            f"INSERT INTO aj_rm_search ({key}, stream_id, version, type, recorded_at, text) VALUES (?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO aj_rm_search ({tx.dialect.search_key}, stream_id, version, type, recorded_at, text) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
             [
                 (e.position, e.stream_id, e.version, e.type, e.recorded_at.timestamp(), searchable_text(e))
                 for e in events

@@ -24,6 +24,7 @@ from agentjournal.journal import Journal, JournalConnectionError, RecordedEvent
 from agentjournal.journal.backends.sql import SQLJournal
 from agentjournal.messaging.leases import Lease, LeaseLostError, LeaseRegistry
 from agentjournal.projections.base import (
+    MIGRATIONS,
     AnyProjection,
     ExternalProjection,
     Projection,
@@ -32,17 +33,10 @@ from agentjournal.projections.base import (
     require_sql,
 )
 from agentjournal.projections.waiting import waiter_for
+from agentjournal.runs import tracing
 
 logger = logging.getLogger("agentjournal.projections")
 
-_ON_CONFLICT_SKIP = (
-    "INSERT INTO aj_projections (name, position, updated_at) VALUES (?, 0, ?) ON CONFLICT (name) DO NOTHING"
-)
-_INSERT_IF_ABSENT = {
-    "sqlite": _ON_CONFLICT_SKIP,
-    "postgres": _ON_CONFLICT_SKIP,
-    "mysql": "INSERT IGNORE INTO aj_projections (name, position, updated_at) VALUES (?, 0, ?)",
-}
 _NOT_POISON = (LeaseLostError, ProjectionError, JournalConnectionError)
 """Failures that say nothing about the event: they stop the runner instead of parking it."""
 
@@ -109,9 +103,11 @@ class ProjectionRunner:
         if isinstance(projection, Projection):
             projection.setup(self.journal)
         else:
-            self.journal.migrate(component="projections", package="agentjournal.projections")
+            MIGRATIONS.migrate(self.journal)
+        dialect = self.journal.sql_dialect
+        checkpoint = dialect.insert_if_absent("aj_projections", ("name", "position", "updated_at"), ("name",))
         with self.journal.transaction() as cursor:
-            Tx(cursor, self.journal.dialect).execute(_INSERT_IF_ABSENT[self.journal.dialect], (self.name, time.time()))
+            Tx(cursor, dialect).execute(checkpoint, (self.name, 0, time.time()))
 
     # ----- the loop -------------------------------------------------------------------
 
@@ -161,7 +157,7 @@ class ProjectionRunner:
     def rebuild(self, progress: Callable[[int], None] | None = None) -> int:
         """Empty the read model, reset the checkpoint to 0 and replay the whole journal."""
         with self.journal.transaction() as cursor:
-            tx = Tx(cursor, self.journal.dialect)
+            tx = Tx(cursor, self.journal.sql_dialect)
             if isinstance(self.projection, Projection):
                 self.projection.clear(tx)
             tx.execute("DELETE FROM aj_projection_dead_letters WHERE projection = ?", (self.name,))
@@ -190,14 +186,16 @@ class ProjectionRunner:
 
     def _commit(self, checkpoint: int, upto: int, events: Sequence[RecordedEvent]) -> None:
         projection = self.projection
-        if isinstance(projection, ExternalProjection) and events:
-            projection.handle(events)  # at least once: the checkpoint below may never be written
-        with self.journal.transaction() as cursor:
-            tx = Tx(cursor, self.journal.dialect)
-            if isinstance(projection, Projection) and events:
-                projection.apply(tx, events)
-            self._advance(tx, checkpoint, upto)
-            self._fence(cursor)
+        # a span per batch, in the traces of its events, when a tracer provider is configured
+        with tracing.projection_batch(self.name, events) if events and tracing.enabled() else tracing.NO_SPAN:
+            if isinstance(projection, ExternalProjection) and events:
+                projection.handle(events)  # at least once: the checkpoint below may never be written
+            with self.journal.transaction() as cursor:
+                tx = Tx(cursor, self.journal.sql_dialect)
+                if isinstance(projection, Projection) and events:
+                    projection.apply(tx, events)
+                self._advance(tx, checkpoint, upto)
+                self._fence(cursor)
 
     def _advance(self, tx: Tx, checkpoint: int, upto: int) -> None:
         tx.execute(
@@ -257,7 +255,7 @@ class ProjectionRunner:
             detail,
         )
         with self.journal.transaction() as cursor:
-            tx = Tx(cursor, self.journal.dialect)
+            tx = Tx(cursor, self.journal.sql_dialect)
             tx.execute(
                 "INSERT INTO aj_projection_dead_letters (projection, position, event_id, stream_id, event_type, error, "
                 "attempts, parked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",

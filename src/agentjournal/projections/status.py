@@ -1,14 +1,17 @@
-"""Where each projection stands, and read-your-writes waiting."""
+"""Where each projection stands, bringing one up to date for a read, and read-your-writes waiting."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from agentjournal.journal import Journal
 from agentjournal.messaging.leases import LeaseRegistry
-from agentjournal.projections.base import AnyProjection, ProjectionError, require_sql
+from agentjournal.projections.base import MIGRATIONS, AnyProjection, ProjectionError, require_sql
+from agentjournal.projections.evaluations import EvaluationsProjection
+from agentjournal.projections.queries import refresh
 from agentjournal.projections.read_models import (
     PolicyDecisionsProjection,
     SearchProjection,
@@ -28,6 +31,7 @@ def builtin_projections() -> list[AnyProjection]:
         ToolUsageProjection(),
         PolicyDecisionsProjection(),
         SearchProjection(),
+        EvaluationsProjection(),
     ]
 
 
@@ -58,7 +62,7 @@ def projection_status(journal: Journal) -> list[ProjectionStatus]:
     Lag in seconds is the age of the oldest event the projection has not applied yet.
     """
     sql_journal = require_sql(journal, "projections")
-    sql_journal.migrate(component="projections", package="agentjournal.projections")
+    MIGRATIONS.migrate(sql_journal)
     leases = {info.name: info for info in LeaseRegistry(sql_journal).leases() if info.held}
     head = journal.head_position()
     rows = {
@@ -101,8 +105,54 @@ def projection_status(journal: Journal) -> list[ProjectionStatus]:
 def checkpoint(journal: Journal, name: str) -> int:
     """The last position projection `name` has applied (0 if it never ran)."""
     sql_journal = require_sql(journal, "projections")
-    sql_journal.migrate(component="projections", package="agentjournal.projections")
+    MIGRATIONS.migrate(sql_journal)
     return read_checkpoint(sql_journal, name) or 0
+
+
+@dataclass(frozen=True, slots=True)
+class Freshness:
+    """What `bring_up_to_date` found and did for one read model."""
+
+    name: str
+    applied: int  # events this call applied
+    behind: int  # events the read model is still behind the journal
+    worker: str | None  # the node whose live lease runs it (then this call applied nothing)
+
+
+def bring_up_to_date(
+    journal: Journal, names: Iterable[str], *, progress: Callable[[str, int, int], None] | None = None
+) -> list[Freshness]:
+    """Apply what the named read models have not applied yet, unless a worker holds one's lease.
+
+    A read-side answer from a read model that never ran would be an empty table taken for the
+    truth; one a worker is running is left to that worker (its lag is reported instead).
+    `progress(name, done, total)` follows each catch-up in events.
+    """
+    sql_journal = require_sql(journal, "read models")
+    MIGRATIONS.migrate(sql_journal)
+    held = {info.name: info.owner for info in LeaseRegistry(sql_journal).leases() if info.held}
+    found = []
+    for name in names:
+        start = read_checkpoint(sql_journal, name) or 0
+        worker = held.get(lease_name(name))
+        if worker is None:
+            _catch_up(sql_journal, name, start, progress)
+        end = read_checkpoint(sql_journal, name) or 0
+        found.append(Freshness(name, max(0, end - start), max(0, sql_journal.head_position() - end), worker))
+    return found
+
+
+def _catch_up(journal: Journal, name: str, start: int, progress: Callable[[str, int, int], None] | None) -> None:
+    head = journal.head_position()
+    if start >= head:
+        return
+    total = head - start
+
+    def report(_: str, position: int) -> None:
+        if progress is not None:
+            progress(name, min(position, head) - start, total)
+
+    refresh(journal, builtin_projection(name), progress=report)
 
 
 def wait_for(journal: Journal, name: str, position: int, *, timeout: float = 10.0) -> int:

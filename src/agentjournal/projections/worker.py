@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from agentjournal.journal import Journal
 from agentjournal.messaging.leases import DEFAULT_TTL, Lease, LeaseLostError, LeaseRegistry, default_node
-from agentjournal.projections.base import AnyProjection, ProjectionError, require_sql
+from agentjournal.projections.base import MIGRATIONS, AnyProjection, ProjectionError, require_sql
 from agentjournal.projections.runner import ProjectionRunner, is_transient, lease_name
 from agentjournal.projections.waiting import Waiter, waiter_for
 
@@ -52,7 +52,7 @@ class Worker:
         self.journal = require_sql(journal, "workers")
         self.node = node or default_node()
         self.leases = LeaseRegistry(journal, ttl=ttl)
-        self.journal.migrate(component="projections", package="agentjournal.projections")
+        MIGRATIONS.migrate(self.journal)
         self.projections = {projection.name: projection for projection in projections}
         self.jobs = list(jobs)
         self.batch_size = batch_size

@@ -310,6 +310,9 @@ class RunState(Aggregate):
 
     def _on_model_called(self, event: RecordedEvent, d: dict[str, Any]) -> None:
         self.latency_ms += float(d.get("latency_ms") or 0.0)
+        for sent in d["new_messages"]:  # a recorded loop's later user turns: no other event holds them
+            if "ref" not in sent and sent.get("role") == "user" and isinstance(sent.get("content"), str):
+                self.messages.append(Message("user", event.version, event.event_id, sent["content"]))
         response = d["response"]
         calls = tuple(response.get("tool_calls") or ())
         self.messages.append(Message("assistant", event.version, event.event_id, response.get("text"), calls))

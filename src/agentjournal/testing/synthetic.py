@@ -292,7 +292,7 @@ def import_runs(
     progress: Callable[[int], None] | None = None,
 ) -> int:
     """Store runs as history: run i starts at `start + i * spacing`. Returns the number of events."""
-    return journal.import_events(_exported(runs, start, spacing), progress=progress)
+    return journal.import_events(_exported(runs, start, spacing), progress=progress).imported
 
 
 def _exported(runs: Iterable[SyntheticRun], start: datetime, spacing: timedelta) -> Iterator[dict[str, Any]]:

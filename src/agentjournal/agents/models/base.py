@@ -23,11 +23,13 @@ from typing import Any, Generic, TypeVar, cast
 
 import orjson
 
+from agentjournal.journal.errors import AgentJournalError
+
 Message = dict[str, Any]
 ClientT = TypeVar("ClientT")
 
 
-class ModelError(Exception):
+class ModelError(AgentJournalError):
     """A model request that failed (bad reply, provider error, blocked request)."""
 
 

@@ -17,6 +17,7 @@ class MemoryJournal(Journal):
     def __init__(self, **options: object) -> None:
         super().__init__(**options)  # type: ignore[arg-type]
         self.url = "memory://"
+        self.ephemeral = True
         self._lock = threading.Lock()
         self._events: list[RecordedEvent] = []
         self._streams: dict[str, list[RecordedEvent]] = {}

@@ -36,8 +36,10 @@ from agentjournal.journal.backends.sql import (
     event_row,
     split_statements,
 )
+from agentjournal.journal.dialect import MySQLDialect
 from agentjournal.journal.envelope import RecordedEvent
-from agentjournal.journal.errors import InvalidEventError, JournalConnectionError
+from agentjournal.journal.errors import InvalidEventError, JournalConnectionError, UnsupportedURLError
+from agentjournal.journal.location import Location
 
 _DUPLICATE_KEY = 1062
 _SIGNALED = 1644
@@ -53,6 +55,7 @@ _SAVE_HEAD = (
 class MySQLJournal(SQLJournal):
     backend_name = "mysql"
     dialect = "mysql"
+    sql_dialect = MySQLDialect()
     param = "%s"
 
     def __init__(self, url: str, *, pool_size: int = 8, **options: Any) -> None:
@@ -69,24 +72,59 @@ class MySQLJournal(SQLJournal):
             "database": self.database,
             "charset": "utf8mb4",
             "autocommit": True,
-            "connect_timeout": 5,
             "client_flag": CLIENT.MULTI_STATEMENTS,
             "init_command": "SET time_zone = '+00:00'",
-            **dict(parse_qsl(parts.query)),
+            **_url_parameters(parse_qsl(parts.query)),
         }
+        self.connect_timeout: float = self._connect_args.pop("connect_timeout", 5)
+        self.read_timeout: float | None = self._connect_args.pop("read_timeout", 300) or None
+        self._connect_args.setdefault("write_timeout", 300)
+        self._connect_args["write_timeout"] = self._connect_args["write_timeout"] or None
         self._idle: queue.LifoQueue[pymysql.connections.Connection] = queue.LifoQueue(maxsize=pool_size)
         self._max_packet: int | None = None
-        self._release(self.connect())  # fail now, with a clear message, if the server is unreachable
+        self._give_back(self.connect())  # fail now, with a clear message, if the server is unreachable
 
     def connect(self) -> pymysql.connections.Connection:
-        """A new, unpooled connection with this journal's settings."""
+        """A new, unpooled connection with this journal's settings.
+
+        PyMySQL reads the server's greeting with the read timeout, not the connect timeout, so a
+        port that accepts and never answers would hold a connect for the whole read timeout (or
+        for ever, without one): the greeting is read with the connect timeout instead.
+        """
+        self._check_open()
+        conn = pymysql.connections.Connection(
+            **self._connect_args,
+            connect_timeout=self.connect_timeout,
+            read_timeout=self.connect_timeout,
+            defer_connect=True,
+        )
         try:
-            return pymysql.connect(**self._connect_args)
+            conn.connect()
         except pymysql.err.OperationalError as exc:
             code, message = exc.args[0], exc.args[1] if len(exc.args) > 1 else ""
-            raise JournalConnectionError(f"cannot reach MySQL/MariaDB at {self._where}: ({code}) {message}") from None
+            if code == 2013 and "timed out" in str(message):
+                raise JournalConnectionError(
+                    f"cannot reach MySQL/MariaDB at {self._where}: no greeting within {self.connect_timeout:g} s "
+                    f"(connect_timeout={self.connect_timeout:g}); is a MySQL/MariaDB server listening there?"
+                ) from None
+            hint = f"; create it first (CREATE DATABASE `{self.database}`)" if code == 1049 else ""
+            raise JournalConnectionError(
+                f"cannot reach MySQL/MariaDB at {self._where}: ({code}) {message}{hint}"
+            ) from None
+        conn._read_timeout = self.read_timeout  # PyMySQL has no public setter; every later read uses it
+        return conn
 
-    def _release(self, conn: pymysql.connections.Connection) -> None:
+    def _location(self) -> Location:
+        tables = [
+            name
+            for (name,) in self._rows(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE()"
+            )
+        ]
+        advice = "give the journal a database of its own (CREATE DATABASE agentjournal, then mysql://…/agentjournal)"
+        return self._location_of(tables, f"database {self.database}", advice)
+
+    def _give_back(self, conn: pymysql.connections.Connection) -> None:
         try:
             self._idle.put_nowait(conn)
         except queue.Full:
@@ -94,6 +132,7 @@ class MySQLJournal(SQLJournal):
 
     @contextmanager
     def _connection(self) -> Iterator[pymysql.connections.Connection]:
+        self._check_open()
         try:
             conn = self._idle.get_nowait()
         except queue.Empty:
@@ -103,13 +142,15 @@ class MySQLJournal(SQLJournal):
         except pymysql.err.OperationalError as exc:
             conn.close()
             if exc.args and exc.args[0] in _CONNECTION_ERRORS:
-                raise JournalConnectionError(f"lost MySQL/MariaDB at {self._where}: {exc.args[-1]}") from exc
+                timed_out = "timed out" in str(exc.args[-1]) and self.read_timeout
+                hint = f" (no answer within read_timeout={self.read_timeout:g} s)" if timed_out else ""
+                raise JournalConnectionError(f"lost MySQL/MariaDB at {self._where}: {exc.args[-1]}{hint}") from exc
             raise
         except BaseException:
             conn.close()  # its state is unknown (a transaction may be open): never reuse it
             raise
         else:
-            self._release(conn)
+            self._give_back(conn)
 
     @contextmanager
     def transaction(self) -> Iterator[Any]:
@@ -260,12 +301,40 @@ class MySQLJournal(SQLJournal):
             finally:
                 cursor.execute("SELECT RELEASE_LOCK(CONCAT(DATABASE(), '/agentjournal-migrations'))")
 
-    def close(self) -> None:
+    def _release(self) -> None:
         while True:
             try:
                 self._idle.get_nowait().close()
             except queue.Empty:
                 return
+
+
+_NUMBERS = ("connect_timeout", "read_timeout", "write_timeout")
+_FLAGS = ("ssl_verify_cert", "ssl_verify_identity")
+
+
+def _url_parameters(query: list[tuple[str, str]]) -> dict[str, Any]:
+    """The URL's parameters (checked against urls.PARAMETERS already) as PyMySQL's arguments."""
+    arguments: dict[str, Any] = {}
+    for name, value in query:
+        if name in _NUMBERS:
+            try:
+                number = float(value)
+            except ValueError:
+                number = -1.0
+            if not (number >= 0 and (number > 0 or name != "connect_timeout")):
+                least = "> 0" if name == "connect_timeout" else ">= 0 (0: no limit)"
+                raise UnsupportedURLError(
+                    f"MySQL URL parameter {name} must be a number of seconds {least}, got {value!r}"
+                )
+            arguments[name] = number
+        elif name in _FLAGS:
+            if value.lower() not in ("true", "false", "1", "0"):
+                raise UnsupportedURLError(f"MySQL URL parameter {name} must be true or false, got {value!r}")
+            arguments[name] = value.lower() in ("true", "1")
+        else:
+            arguments[name] = value
+    return arguments
 
 
 def _naive(moment: datetime) -> datetime:

@@ -40,11 +40,17 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
     raise ImportError("PostgreSQL support needs the postgres extra: pip install 'agentjournal[postgres]'") from exc
 
 from agentjournal.journal.backends.sql import SQLJournal, closing_version, text
+from agentjournal.journal.dialect import PostgresDialect
 from agentjournal.journal.envelope import RecordedEvent
-from agentjournal.journal.errors import InvalidEventError, JournalConnectionError
+from agentjournal.journal.errors import JournalConnectionError, UnsupportedURLError
+from agentjournal.journal.location import Location
 
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 """Lower case only: PostgreSQL folds an unquoted search_path to lower case."""
+
+_DEFAULTS = {"connect_timeout": "5", "keepalives_idle": "30", "keepalives_interval": "10", "keepalives_count": "3"}
+"""Connecting (with logging in) gives up after 5 s; a server that stops answering (a dead host, a cut
+network) is found by TCP keepalives in about a minute. Each can be set in the URL."""
 
 _STREAM_CLOSED = "23J01"
 """The SQLSTATE of the closed-stream trigger (class 23, integrity constraint violation)."""
@@ -79,27 +85,35 @@ SELECT base, pg_notify(%(channel)s, (base + %(count)s)::text) FROM head
 class PostgresJournal(SQLJournal):
     backend_name = "postgres"
     dialect = "postgres"
+    sql_dialect = PostgresDialect()
     param = "%s"
 
-    def __init__(self, url: str, *, pool_size: int = 8, **options: Any) -> None:
+    def __init__(self, url: str, *, create: bool = False, pool_size: int = 8, **options: Any) -> None:
+        """Connecting writes nothing, unless `create`: the URL's ?schema= is then created if it is missing."""
         super().__init__(**options)
         parts = urlsplit(url)
         query = dict(parse_qsl(parts.query))
         self.schema = query.pop("schema", None)
         if self.schema is not None and not _SCHEMA_NAME.match(self.schema):
-            raise InvalidEventError(
+            raise UnsupportedURLError(
                 f"PostgreSQL schema name {self.schema!r}: use lower-case letters, digits and underscores "
                 "(at most 63, not starting with a digit)"
             )
         settings = "-c timezone=UTC" + (f" -c search_path={self.schema}" if self.schema else "")
         query["options"] = f"{query['options']} {settings}" if "options" in query else settings
-        query.setdefault("connect_timeout", "5")
+        query = {**_DEFAULTS, **query}
+        for name in (*_DEFAULTS, "tcp_user_timeout", "keepalives"):
+            if name in query and not query[name].isdigit():
+                raise UnsupportedURLError(
+                    f"PostgreSQL URL parameter {name} must be a whole number >= 0, got {query[name]!r}"
+                )
+        self.connect_timeout = int(query["connect_timeout"])
         self.url = url
         self.notify_channel = f"aj_events_{self.schema}" if self.schema else "aj_events"
         """LISTEN on this channel to be woken with the last position of every append."""
         self.conninfo = urlunsplit(("postgresql", parts.netloc, parts.path, urlencode(query, quote_via=quote), ""))
         self._where = f"{parts.hostname or 'localhost'}:{parts.port or 5432}"
-        self._create_schema()
+        self.connect().close()  # fail here, with host and port, not in the pool's retries
         self._pool = ConnectionPool(
             self.conninfo,
             min_size=1,
@@ -109,26 +123,54 @@ class PostgresJournal(SQLJournal):
             open=True,
             name=f"agentjournal-{self.schema or 'public'}",
         )
+        if create:
+            self._create_location()
 
     def connect(self) -> psycopg.Connection[Any]:
         """A new, unpooled connection with this journal's settings (for LISTEN, for instance)."""
+        self._check_open()
         try:
             conn = psycopg.connect(self.conninfo, autocommit=True)
+        except pg_errors.ConnectionTimeout:
+            raise JournalConnectionError(
+                f"cannot reach PostgreSQL at {self._where}: no answer within {self.connect_timeout} s "
+                f"(connect_timeout={self.connect_timeout}); is a PostgreSQL server listening there?"
+            ) from None
         except psycopg.OperationalError as exc:
-            raise JournalConnectionError(f"cannot reach PostgreSQL at {self._where}: {_first_line(exc)}") from None
+            said = _first_line(exc)
+            if "invalid response" in said or "expected authentication request" in said:
+                said += "; is a PostgreSQL server listening there?"
+            raise JournalConnectionError(f"cannot reach PostgreSQL at {self._where}: {said}") from None
         _configure(conn)
         return conn
 
-    def _create_schema(self) -> None:
-        """Also the reachability check: fail here, with host and port, not in the pool's retries."""
-        with self.connect() as conn:
-            if self.schema:
-                # Another process may create it at the same moment: IF NOT EXISTS does not cover that race.
-                with contextlib.suppress(pg_errors.UniqueViolation, pg_errors.DuplicateSchema):
-                    conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
+    def _location(self) -> Location:
+        schema = self.schema or self._rows("SELECT current_schema()")[0][0]
+        advice = "give the journal a schema of its own (add ?schema=agentjournal to the URL)"
+        if schema is None:
+            return Location(False, detail="no schema of its search_path exists")
+        if self.schema and not self._rows("SELECT 1 FROM pg_namespace WHERE nspname = %s", [schema]):
+            return Location(False, detail=f"there is no schema {schema}")
+        tables = [
+            name
+            for (name,) in self._rows(
+                "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE n.nspname = %s AND c.relkind IN ('r', 'p', 'v', 'm', 'f')",
+                [schema],
+            )
+        ]
+        return self._location_of(tables, f"schema {schema}", advice, explicit=self.schema is not None)
+
+    def _create_location(self) -> None:
+        if not self.schema:
+            return
+        # Another process may create it at the same moment: IF NOT EXISTS does not cover that race.
+        with self._connection() as conn, contextlib.suppress(pg_errors.UniqueViolation, pg_errors.DuplicateSchema):
+            conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
 
     @contextmanager
     def _connection(self) -> Iterator[psycopg.Connection[Any]]:
+        self._check_open()
         try:
             with self._pool.connection() as conn:
                 yield conn
@@ -205,7 +247,7 @@ class PostgresJournal(SQLJournal):
             conn.execute(script.encode())  # no parameters: the simple protocol runs every statement
             conn.execute("INSERT INTO aj_schema_migrations (name, applied_at) VALUES (%s, now())", [name])
 
-    def close(self) -> None:
+    def _release(self) -> None:
         self._pool.close()
 
 

@@ -16,8 +16,10 @@ from importlib import resources
 from typing import Any
 
 from agentjournal.journal.base import Build, EventIdTaken, Journal, ReadFilter
+from agentjournal.journal.dialect import Dialect
 from agentjournal.journal.envelope import ANY, GENESIS_HASH, ExpectedVersion, RecordedEvent, StreamInfo
-from agentjournal.journal.errors import ConcurrencyError, MigrationError
+from agentjournal.journal.errors import ConcurrencyError, JournalError, MigrationError
+from agentjournal.journal.location import FIRST_MIGRATION, Location
 
 COLUMNS = (
     "position, event_id, stream_id, version, type, schema_version, recorded_at, actor, tenant_id, "
@@ -89,6 +91,8 @@ class SQLJournal(Journal):
     """Shared queries; a dialect subclass supplies connections and its differences."""
 
     dialect: str
+    sql_dialect: Dialect
+    """What this database needs said its own way, for every layer that keeps tables here."""
     param = "%s"
     _type_column = "type"
     """How `read_all(types=...)` names the type column (SQLite overrides it to steer its planner)."""
@@ -255,6 +259,18 @@ class SQLJournal(Journal):
             for name, version, created, updated in self._rows(sql, params)
         ]
 
+    def _stream_heads(self, stream_ids: list[str]) -> dict[str, tuple[int, str, int | None]]:
+        heads: dict[str, tuple[int, str, int | None]] = dict.fromkeys(stream_ids, (0, GENESIS_HASH, None))
+        for start in range(0, len(stream_ids), 500):
+            chunk = stream_ids[start : start + 500]
+            marks = ", ".join([self.param] * len(chunk))
+            sql = (
+                f"SELECT stream_id, version, last_hash, closed_at_version FROM aj_streams WHERE stream_id IN ({marks})"
+            )
+            for name, version, last_hash, closed_at in self._rows(sql, chunk):
+                heads[name] = (version, last_hash, closed_at)
+        return heads
+
     def _stream_head(self, stream_id: str) -> tuple[int, str, int | None]:
         rows = self._rows(
             f"SELECT version, last_hash, closed_at_version FROM aj_streams WHERE stream_id = {self.param}", [stream_id]
@@ -300,21 +316,36 @@ class SQLJournal(Journal):
     def pending_migrations(
         self, component: str = "journal", package: str = "agentjournal.journal.backends"
     ) -> list[str]:
+        self._check_open()
         applied = self._applied_migrations()
         return [name for name, _ in self._migration_files(component, package) if name not in applied]
 
     def migrate(self, component: str = "journal", package: str = "agentjournal.journal.backends") -> list[str]:
-        """Apply the component's pending migrations, each in its own transaction; idempotent."""
+        """Apply the component's pending migrations, each in its own transaction; idempotent.
+
+        Where no journal is yet, the place is checked first: another application's tables there
+        are refused (see `Journal.open`), and nothing is created.
+        """
+        if FIRST_MIGRATION not in self._applied_migrations():
+            self._prepare_location(self._location())
         applied_now = []
         for name, script in self._migration_files(component, package):
             if name in self._applied_migrations():
                 continue
             try:
                 self._apply_migration(name, script)
+            except JournalError:
+                raise
             except Exception as exc:
                 raise MigrationError(f"{self.dialect} migration {name} failed: {exc}") from exc
             applied_now.append(name)
         return applied_now
+
+    def _location_of(self, tables: Sequence[str], where: str, advice: str, **more: Any) -> Location:
+        """The Location of a place holding `tables` (names of its tables and views)."""
+        has_journal = "aj_schema_migrations" in tables and FIRST_MIGRATION in self._applied_migrations()
+        others = tuple(sorted(name for name in tables if not name.lower().startswith("aj_")))
+        return Location(has_journal, others, where=where, advice=advice, **more)
 
 
 def split_statements(script: str) -> Iterator[str]:

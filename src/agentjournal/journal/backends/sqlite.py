@@ -7,6 +7,7 @@ reader can never see a higher position before a lower one commits.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -14,11 +15,20 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from agentjournal.journal.backends.sql import CLOSED_STREAM_MESSAGE, COLUMNS, SQLJournal, closing_version, event_row
 from agentjournal.journal.base import Build, EventIdTaken
+from agentjournal.journal.dialect import SQLiteDialect
 from agentjournal.journal.envelope import GENESIS_HASH, ExpectedVersion, RecordedEvent, format_time
-from agentjournal.journal.errors import JournalConnectionError, MigrationError
+from agentjournal.journal.errors import (
+    DamagedDatabaseError,
+    JournalConnectionError,
+    MigrationError,
+    ReadOnlyJournalError,
+    UnsupportedURLError,
+)
+from agentjournal.journal.location import Location
 
 _INSERT = f"INSERT INTO aj_events ({COLUMNS}) VALUES ({', '.join(['?'] * 16)})"
 _SAVE_HEAD = (
@@ -33,38 +43,64 @@ _SAVE_HEAD = (
 class SQLiteJournal(SQLJournal):
     backend_name = "sqlite"
     dialect = "sqlite"
+    sql_dialect = SQLiteDialect()
     param = "?"
     # `+type` keeps SQLite from filtering through the (type, recorded_at) index and then sorting every
     # match by position for each page; it walks positions instead, which LIMIT bounds.
     _type_column = "+type"
 
-    def __init__(self, path: str, *, synchronous: str = "NORMAL", **options: Any) -> None:
+    def __init__(
+        self, path: str, *, create: bool = False, synchronous: str = "NORMAL", mode: str | None = None, **options: Any
+    ) -> None:
+        """Opening writes nothing: a missing file is created (empty) only with `create`, and the
+        file is switched to WAL only when its journal is created (see `_create_location`)."""
         super().__init__(**options)
         self.url = f"sqlite:///{path}"
         self.path = path
         self.synchronous = synchronous.upper()
         if self.synchronous not in ("OFF", "NORMAL", "FULL", "EXTRA"):
-            raise ValueError(f"sqlite synchronous must be OFF, NORMAL, FULL or EXTRA, got {synchronous!r}")
+            raise UnsupportedURLError(f"sqlite synchronous must be OFF, NORMAL, FULL or EXTRA, got {synchronous!r}")
+        if mode not in (None, "ro"):
+            raise UnsupportedURLError(f"sqlite mode must be ro (read-only), got {mode!r}")
+        self.read_only = mode == "ro"
+        first = target = ""
         if path == ":memory:":
             # One shared in-memory database for every thread; the anchor keeps it alive.
-            self._target = f"file:agentjournal-{id(self)}?mode=memory&cache=shared"
+            self.ephemeral = True
+            first = target = f"file:agentjournal-{id(self)}?mode=memory&cache=shared"
         else:
-            parent = Path(path).expanduser().resolve().parent
+            file = Path(path).expanduser()
+            parent = file.resolve().parent
             if not parent.is_dir():
                 raise JournalConnectionError(f"cannot open SQLite journal {path!r}: folder {parent} does not exist")
-            self._target = f"file:{Path(path).expanduser()}"
+            if file.is_dir():
+                raise JournalConnectionError(f"cannot open SQLite journal {path!r}: it is a folder, not a file")
+            target = f"file:{quote(str(file))}?mode={'ro' if self.read_only else 'rw'}"
+            first = target
+            if not file.exists():
+                if not create or self.read_only:
+                    raise self._not_found(Location(False, detail="no such file"))
+                first = f"file:{quote(str(file))}?mode=rwc"  # only the first connection may create it
         # A shared-cache in-memory database locks whole tables and fails at once with "database
         # table is locked" (the busy timeout does not apply), so its connections take turns.
         self._turns = threading.RLock() if path == ":memory:" else None
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._all_lock = threading.Lock()
+        self._target = first
         self._anchor = self._new_connection()
+        self._target = target
+        try:  # reads the file's header and schema: is it a database, and an intact one?
+            self._anchor.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except sqlite3.DatabaseError as exc:
+            self._release()
+            if _code(exc) == sqlite3.SQLITE_CORRUPT:
+                raise DamagedDatabaseError(f"the SQLite file {path!r} is damaged: {exc}") from None
+            raise JournalConnectionError(f"cannot open SQLite journal {path!r}: {exc}") from None
 
     def _new_connection(self) -> sqlite3.Connection:
         try:
             conn = sqlite3.connect(self._target, uri=True, isolation_level=None, check_same_thread=False, timeout=30)
-            conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(f"PRAGMA synchronous={self.synchronous}")
         except sqlite3.Error as exc:
             raise JournalConnectionError(f"cannot open SQLite journal {self.path!r}: {exc}") from None
@@ -72,16 +108,51 @@ class SQLiteJournal(SQLJournal):
             self._all.append(conn)
         return conn
 
+    def _location(self) -> Location:
+        sql = "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite^_%' ESCAPE '^'"
+        tables = [name for (name,) in self._rows(sql)]
+        return self._location_of(tables, "the file", "give the journal a file of its own")
+
+    def _check_storage(self) -> str | None:
+        """Pages no event read touches (indexes, free pages) can be damaged too: SQLite checks them all."""
+        found = [line for row in self._rows("PRAGMA quick_check(5)") for line in str(row[0]).splitlines()]
+        if found == ["ok"]:
+            return None
+        problems = "; ".join(line for line in found if not line.startswith("*** in database"))
+        return f"the SQLite file {self.path!r} is damaged (PRAGMA quick_check: {problems})"
+
+    def _create_location(self) -> None:
+        with self._connection() as conn:
+            conn.execute("PRAGMA journal_mode=WAL")  # kept in the file: every later connection uses it
+
     @contextmanager
     def _connection(self) -> Iterator[sqlite3.Connection]:
+        self._check_open()
         conn = getattr(self._local, "conn", None)
         if conn is None:
             conn = self._local.conn = self._new_connection()
-        if self._turns is None:
-            yield conn
-            return
-        with self._turns:
-            yield conn
+        try:
+            if self._turns is None:
+                yield conn
+            else:
+                with self._turns:
+                    yield conn
+        except sqlite3.DatabaseError as exc:
+            raise self._translate(exc) from None
+
+    def _translate(self, exc: sqlite3.DatabaseError) -> Exception:
+        """SQLite's own word for a damaged or read-only file, as the journal's errors."""
+        code = _code(exc)
+        if code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
+            return DamagedDatabaseError(f"the SQLite file {self.path!r} is damaged: {exc}")
+        if code == sqlite3.SQLITE_READONLY:
+            if self.read_only:
+                return ReadOnlyJournalError(f"{self.url} is opened read-only (mode=ro): nothing can be written")
+            return ReadOnlyJournalError(
+                f"cannot write to the SQLite journal {self.path!r}: {exc} (the file or its folder is not writable "
+                "by this process)"
+            )
+        return exc
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Cursor]:
@@ -92,7 +163,7 @@ class SQLiteJournal(SQLJournal):
                 yield cursor
                 conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                _rollback(conn)
                 raise
             finally:
                 cursor.close()
@@ -124,14 +195,14 @@ class SQLiteJournal(SQLJournal):
                     self._before_commit()
                 conn.execute("COMMIT")
             except sqlite3.IntegrityError as exc:
-                conn.execute("ROLLBACK")
+                _rollback(conn)
                 if str(exc).startswith(CLOSED_STREAM_MESSAGE):
                     raise self._stream_closed(stream_id) from None
                 if "event_id" in str(exc):
                     raise EventIdTaken from None
                 raise
             except BaseException:
-                conn.execute("ROLLBACK")
+                _rollback(conn)
                 raise
         return batch
 
@@ -166,15 +237,28 @@ class SQLiteJournal(SQLJournal):
                 )
                 conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                _rollback(conn)
                 raise
 
-    def close(self) -> None:
+    def _release(self) -> None:
         with self._all_lock:
             for conn in self._all:
                 conn.close()
             self._all.clear()
         self._local = threading.local()
+
+
+def _code(exc: sqlite3.Error) -> int:
+    """The primary result code (SQLITE_CORRUPT, ...) of a sqlite3 error; -1 when it has none."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return int(code) & 0xFF if code is not None else -1
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    """ROLLBACK, if SQLite has not rolled back already (it does on some errors, e.g. a full disk)."""
+    if conn.in_transaction:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
 
 
 def _sqlite_statements(script: str) -> Iterator[str]:

@@ -1,7 +1,8 @@
 """The journal conformance suite, written once: every backend must pass all of it.
 
 A backend's test module subclasses `JournalConformance` and overrides one fixture,
-`journal_url` (and, for a backend without SQL, the tamper hooks in `base.py`):
+`journal_url`, a place with no journal yet (and, for a backend without SQL, the tamper hooks
+and `tables_at` / `create_foreign_table` in `base.py`):
 
     class TestSQLiteJournal(JournalConformance):
         @pytest.fixture
@@ -15,7 +16,9 @@ from __future__ import annotations
 
 from .async_api import AsyncConformance
 from .closing import ClosingConformance
+from .imports import ImportConformance
 from .integrity import IntegrityConformance
+from .opening import OpeningConformance
 from .ordering import OrderingConformance
 from .reads import ReadConformance
 from .stamping import StampingConformance
@@ -30,6 +33,8 @@ class JournalConformance(
     WriteConformance,
     OrderingConformance,
     IntegrityConformance,
+    ImportConformance,
+    OpeningConformance,
     StampingConformance,
     StatefulConformance,
     ClosingConformance,

@@ -39,7 +39,7 @@ class AsyncConformance(ConformanceBase):
 
     def test_async_open_and_close(self, journal_url: str) -> None:
         async def scenario() -> None:
-            async with await AsyncJournal.open(journal_url) as async_journal:
+            async with await AsyncJournal.open(journal_url, create=True) as async_journal:
                 assert isinstance(async_journal.sync, Journal)
                 await async_journal.append("s", NewEvent("Opened"))
                 assert await async_journal.stream_version("s") == 1

@@ -6,9 +6,13 @@ fixture (and, for a backend without SQL, the tamper hooks). Everything else is i
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
+from contextlib import closing
+from pathlib import Path
 from typing import Any, ClassVar
+from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
 import pytest
 
@@ -28,6 +32,7 @@ class ConformanceBase:
 
     @pytest.fixture
     def journal_url(self) -> str:
+        """A place with no journal yet (a new SQLite file name, PostgreSQL schema, MySQL database)."""
         raise NotImplementedError(f"{type(self).__name__} must override the journal_url fixture")
 
     def open_journal(self, url: str, **options: Any) -> Journal:
@@ -36,7 +41,8 @@ class ConformanceBase:
 
     @pytest.fixture
     def journal(self, journal_url: str) -> Iterator[Journal]:
-        journal = self.open_journal(journal_url)
+        """A new journal at `journal_url` (created there when there is none yet)."""
+        journal = self.open_journal(journal_url, create=True)
         try:
             yield journal
         finally:
@@ -88,9 +94,83 @@ class ConformanceBase:
             )
             assert cursor.rowcount == 1
 
+    # ----- the place a URL names, seen behind the journal's back ---------------------------
+
+    def tables_at(self, url: str) -> list[str] | None:
+        """The tables and views at `url`, sorted; None when the place itself does not exist (no
+        SQLite file, no PostgreSQL schema). A third-party backend overrides it with its own."""
+        parts = urlsplit(url)
+        scheme = parts.scheme.split("+")[0].lower()
+        if scheme == "sqlite":
+            path = Path(unquote(url.split("://", 1)[1].split("?", 1)[0])[1:]).expanduser()
+            if not path.exists():
+                return None
+            with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+                rows = conn.execute(
+                    "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite%'"
+                ).fetchall()
+            return sorted(name for (name,) in rows)
+        if scheme in ("postgresql", "postgres"):
+            import psycopg
+
+            schema = dict(parse_qsl(parts.query)).get("schema", "public")
+            with psycopg.connect(urlunsplit((*parts[:3], "", ""))) as conn:
+                if not conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", [schema]).fetchone():
+                    return None
+                rows = conn.execute(
+                    "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                    "WHERE n.nspname = %s AND c.relkind IN ('r', 'p', 'v', 'm', 'f')",
+                    [schema],
+                ).fetchall()
+            return sorted(name for (name,) in rows)
+        if scheme in ("mysql", "mariadb"):
+            with closing(_mysql(url)) as conn, conn.cursor() as cursor:
+                cursor.execute(
+                    "SELECT table_name FROM information_schema.tables WHERE table_schema = %s",
+                    [unquote(parts.path.lstrip("/"))],
+                )
+                return sorted(name for (name,) in cursor.fetchall())
+        raise NotImplementedError(f"{type(self).__name__} must override tables_at for {scheme}://")
+
+    def create_foreign_table(self, url: str, name: str) -> None:
+        """A table of another application at `url` (in a new SQLite file or schema if need be)."""
+        parts = urlsplit(url)
+        scheme = parts.scheme.split("+")[0].lower()
+        if scheme == "sqlite":
+            path = Path(unquote(url.split("://", 1)[1].split("?", 1)[0])[1:]).expanduser()
+            with closing(sqlite3.connect(path)) as conn:
+                conn.execute(f"CREATE TABLE {name} (id INTEGER PRIMARY KEY, note TEXT)")
+                conn.commit()
+        elif scheme in ("postgresql", "postgres"):
+            import psycopg
+
+            schema = dict(parse_qsl(parts.query)).get("schema", "public")
+            with psycopg.connect(urlunsplit((*parts[:3], "", "")), autocommit=True) as conn:
+                conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+                conn.execute(f'CREATE TABLE "{schema}".{name} (id INTEGER PRIMARY KEY, note TEXT)')
+        elif scheme in ("mysql", "mariadb"):
+            with closing(_mysql(url)) as conn, conn.cursor() as cursor:
+                database = unquote(parts.path.lstrip("/"))
+                cursor.execute(f"CREATE TABLE `{database}`.{name} (id INTEGER PRIMARY KEY, note TEXT)")
+        else:
+            raise NotImplementedError(f"{type(self).__name__} must override create_foreign_table for {scheme}://")
+
     def stored_json(self, journal: SQLJournal, value: bytes) -> Any:
         """Canonical JSON as the data column's driver parameter."""
         return value.decode()
+
+
+def _mysql(url: str) -> Any:
+    import pymysql
+
+    parts = urlsplit(url)
+    return pymysql.connect(
+        host=parts.hostname or "localhost",
+        port=parts.port or 3306,
+        user=unquote(parts.username or "root"),
+        password=unquote(parts.password or ""),
+        autocommit=True,
+    )
 
 
 def new_events(count: int, type: str = "Noted", **data: Any) -> list[NewEvent]:

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from agentjournal import ANY, ConcurrencyError, DuplicateEventError, InvalidEventError, Journal, NewEvent
-from agentjournal.journal import StreamClosedError
+from agentjournal.journal import ImportRefusedError, StreamClosedError
 from agentjournal.journal.backends.sql import COLUMNS, SQLJournal, event_row
 from agentjournal.journal.envelope import RecordedEvent, canonical_json
 from agentjournal.journal.urls import connect
@@ -106,37 +106,39 @@ class ClosingConformance(ConformanceBase):
     # ----- import, export ---------------------------------------------------------------------
 
     def test_import_events_cannot_append_to_a_closed_stream(self, journal: Journal, tmp_path: Path) -> None:
-        with Journal.open(f"sqlite:///{tmp_path / 'source.db'}") as source:
+        with Journal.open(f"sqlite:///{tmp_path / 'source.db'}", create=True) as source:
             source.append("run-1", [NewEvent("RunStarted"), closing()])
             exported = [event.to_dict() for event in source.read_all()]
         sneaked = _next_event(exported[-1]["stream_id"], exported[-1]["version"], exported[-1]["hash"]).to_dict()
-        # In one import: the closed stream is stored, what follows its closing event is refused.
-        with pytest.raises(StreamClosedError, match="'run-1' is closed: version 2 \\(RunCompleted\\)"):
+        # In one import: refused before anything is stored, naming the record after the closing event.
+        with pytest.raises(ImportRefusedError, match=r"record 3: stream 'run-1' version 3 follows its closing event"):
             journal.import_events([*exported, sneaked])
-        assert journal.stream_version("run-1") == 2
-        assert journal.head_position() == 2
-        with pytest.raises(StreamClosedError):  # and on its own, onto the stored stream
-            journal.import_events([sneaked])
+        assert journal.head_position() == 0
+        assert journal.import_events(exported).imported == 2
+        with pytest.raises(ImportRefusedError, match="'run-1' is closed in this journal at version 2"):
+            journal.import_events([sneaked])  # and on its own, onto the stored stream
+        with pytest.raises(ImportRefusedError, match=r"'run-1' is closed: version 2 \(RunCompleted\)"):
+            journal.import_events(iter([sneaked]))  # read once: refused by the database itself
         assert journal.head_position() == 2
         assert journal.append("other", new_events(1)).last_position == 3
         assert journal.verify().ok
 
     def test_an_exported_closed_stream_stays_closed_when_imported(self, journal: Journal, tmp_path: Path) -> None:
         """Into this backend from SQLite, and out of it into SQLite: the flag travels in the metadata."""
-        with Journal.open(f"sqlite:///{tmp_path / 'source.db'}") as source:
+        with Journal.open(f"sqlite:///{tmp_path / 'source.db'}", create=True) as source:
             source.append("run-1", [NewEvent("RunStarted"), closing()])
             source.append("run-2", [NewEvent("RunStarted")])
             exported = [event.to_dict() for event in source.read_all()]
         assert exported[1]["metadata"] == {"closes_stream": True}
-        assert journal.import_events(exported) == 3
+        assert journal.import_events(exported).imported == 3
         assert journal.read_stream("run-1")[-1].closes_stream
         with pytest.raises(StreamClosedError, match="version 2 \\(RunCompleted\\)"):
             journal.append("run-1", new_events(1))
         assert journal.append("run-2", new_events(1)).last_version == 2
         assert journal.verify().ok
         again = [event.to_dict() for event in journal.read_all()]
-        with Journal.open(f"sqlite:///{tmp_path / 'target.db'}") as target:
-            assert target.import_events(again) == 4
+        with Journal.open(f"sqlite:///{tmp_path / 'target.db'}", create=True) as target:
+            assert target.import_events(again).imported == 4
             with pytest.raises(StreamClosedError, match="version 2 \\(RunCompleted\\)"):
                 target.append("run-1", new_events(1))
             assert target.verify().ok
@@ -241,7 +243,7 @@ class ClosingConformance(ConformanceBase):
     def test_an_existing_journal_migrates_to_closed_streams(self, journal_url: str) -> None:
         if not self.persistent:
             pytest.skip("the memory backend has no schema to migrate")
-        sql = connect(journal_url)
+        sql = connect(journal_url, create=True)
         try:
             if not isinstance(sql, SQLJournal):
                 pytest.skip(f"{sql.backend_name} has no SQL migrations")

@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
-from agentjournal import ConcurrencyError, InvalidEventError, Journal, NewEvent
+from agentjournal import InvalidEventError, Journal, NewEvent
 from agentjournal.journal import MigrationError
 from agentjournal.journal.backends.sql import SQLJournal
+from agentjournal.journal.urls import connect
 
 from .base import ConformanceBase, new_events
 
@@ -131,11 +132,19 @@ class IntegrityConformance(ConformanceBase):
             if self.persistent:
                 assert again.read_stream("s") == journal.read_stream("s")
 
-    def test_open_without_migrating_refuses_a_fresh_database(self, journal_url: str) -> None:
+    def test_open_without_migrating_refuses_a_journal_that_is_behind(self, journal_url: str) -> None:
         if not self.persistent:
             pytest.skip("the memory backend has no schema to migrate")
+        behind = connect(journal_url, create=True)  # a journal made before its later migrations
+        try:
+            assert isinstance(behind, SQLJournal)
+            files = behind._migration_files("journal", "agentjournal.journal.backends")
+            behind._apply_migration(*files[0])
+        finally:
+            behind.close()
+        later = ", ".join(name for name, _ in files[1:])
         for _ in range(2):  # the refusal changed nothing: it is refused again, the same way
-            pending = r"2 migration\(s\) pending \(journal/0001_journal, journal/0002_closed_streams\)"
+            pending = rf"{len(files) - 1} migration\(s\) pending \({re.escape(later)}\)"
             with pytest.raises(MigrationError, match=pending):
                 self.open_journal(journal_url, migrate=False)
         with self.open_journal(journal_url) as migrated:
@@ -170,11 +179,11 @@ class IntegrityConformance(ConformanceBase):
     # ----- moving a journal between backends ---------------------------------------------------
 
     def test_import_from_sqlite_keeps_ids_versions_and_hashes(self, journal: Journal, tmp_path: Path) -> None:
-        with Journal.open(f"sqlite:///{tmp_path / 'source.db'}") as source:
+        with Journal.open(f"sqlite:///{tmp_path / 'source.db'}", create=True) as source:
             _fill(source)
             exported = [event.to_dict() for event in source.iter_all(batch_size=7)]
         journal.append("already-here", new_events(2))
-        assert journal.import_events(record for record in exported) == len(exported)
+        assert journal.import_events(record for record in exported).imported == len(exported)
         imported = journal.read_all(after=2, limit=1000)
         assert [event.to_dict() | {"position": 0} for event in imported] == [
             record | {"position": 0} for record in exported
@@ -189,8 +198,8 @@ class IntegrityConformance(ConformanceBase):
     def test_an_export_imports_into_sqlite(self, journal: Journal, tmp_path: Path) -> None:
         _fill(journal)
         exported = [event.to_dict() for event in journal.iter_all(batch_size=4)]
-        with Journal.open(f"sqlite:///{tmp_path / 'target.db'}") as target:
-            assert target.import_events(exported) == len(exported)
+        with Journal.open(f"sqlite:///{tmp_path / 'target.db'}", create=True) as target:
+            assert target.import_events(exported).imported == len(exported)
             assert [event.to_dict() for event in target.iter_all()] == exported
             assert target.verify().ok
             # The imported chains continue: a new event links onto the imported last hash.
@@ -200,7 +209,7 @@ class IntegrityConformance(ConformanceBase):
             assert target.verify().ok
 
     def test_an_export_read_through_upcasters_still_imports(self, journal: Journal, tmp_path: Path) -> None:
-        with Journal.open(f"sqlite:///{tmp_path / 'source.db'}") as source:
+        with Journal.open(f"sqlite:///{tmp_path / 'source.db'}", create=True) as source:
             source.append("run-1", [NewEvent("ToolCalled", {"name": "search"}), NewEvent("Noted", {"n": 1})])
             source.registry.add_upcaster("ToolCalled", 1, lambda data: {"tool": data["name"]})
             read = source.read_all()
@@ -208,36 +217,37 @@ class IntegrityConformance(ConformanceBase):
             exported = [event.to_dict() for event in read]
         assert exported[0]["schema_version"] == 1
         assert exported[0]["data"] == {"name": "search"}
-        assert journal.import_events(exported) == 2
+        assert journal.import_events(exported).imported == 2
         assert journal.verify().ok
         assert journal.read_stream("run-1")[0].data == {"name": "search"}
 
     def test_import_refuses_a_changed_record(self, journal: Journal, tmp_path: Path) -> None:
-        with Journal.open(f"sqlite:///{tmp_path / 'source.db'}") as source:
+        with Journal.open(f"sqlite:///{tmp_path / 'source.db'}", create=True) as source:
             source.append("run-1", new_events(3))
             exported = [event.to_dict() for event in source.read_all()]
         for change in ({"data": {"n": 2, "refund": 10_000}}, {"actor": "mallory"}, {"version": 7}):
             records: list[dict[str, Any]] = [dict(record) for record in exported]
             records[1].update(change)
-            with pytest.raises(InvalidEventError, match=r"import record 2 .*'run-1'.*refusing to import a changed"):
+            with pytest.raises(InvalidEventError, match=r"record 2 .*'run-1'.*refusing to import a changed"):
                 journal.import_events(records)
-            assert journal.head_position() == 0
-        with pytest.raises(InvalidEventError, match="import record 1: not an exported envelope"):
+            assert journal.head_position() == 0  # record 1 is fine, but nothing is imported
+        with pytest.raises(InvalidEventError, match="record 1: not an exported envelope"):
             journal.import_events([{"event_id": exported[0]["event_id"]}])
         assert journal.head_position() == 0
 
     def test_import_refuses_a_stream_that_does_not_fit(self, journal: Journal, tmp_path: Path) -> None:
-        with Journal.open(f"sqlite:///{tmp_path / 'source.db'}") as source:
+        with Journal.open(f"sqlite:///{tmp_path / 'source.db'}", create=True) as source:
             source.append("run-1", new_events(3))
             exported = [event.to_dict() for event in source.read_all()]
-        with pytest.raises(ConcurrencyError, match="'run-1': expected version 1, but the stream is at version 0"):
+        missing = r"record 1: stream 'run-1' starts at version 2 .* has no stream 'run-1': version 1 is missing"
+        with pytest.raises(InvalidEventError, match=missing):
             journal.import_events(exported[1:])  # version 2 without version 1
         assert journal.head_position() == 0
         journal.append("run-1", new_events(1))  # a different version 1: version 2 does not chain onto it
         with pytest.raises(InvalidEventError, match="'run-1' version 2 does not chain onto the stored version 1"):
             journal.import_events(exported[1:])
-        with pytest.raises(ConcurrencyError, match="'run-1': expected version 0, but the stream is at version 1"):
-            journal.import_events(exported)  # importing twice is refused, not duplicated
+        with pytest.raises(InvalidEventError, match="record 1: stream 'run-1' version 1 is stored in this journal"):
+            journal.import_events(exported)  # another history of the stream: refused, not duplicated
         assert journal.head_position() == 1
 
 

@@ -186,7 +186,7 @@ class OrderingConformance(ConformanceBase):
 
         def open_and_append(number: int) -> int:
             start.wait()
-            with self.open_journal(journal_url) as opened:
+            with self.open_journal(journal_url, create=True) as opened:
                 assert opened.pending_migrations() == []
                 return opened.append(f"s{number}", new_events(1)).last_position
 

@@ -176,7 +176,7 @@ class StampingConformance(ConformanceBase):
         registry.add_upcaster("ToolCalled", 1, v1_to_v2)
         registry.add_upcaster("ToolCalled", 2, v2_to_v3)
         registry.register(ToolCalled, schema_version=3)
-        with self.open_journal(journal_url, registry=registry) as journal:
+        with self.open_journal(journal_url, create=True, registry=registry) as journal:
             assert journal.registry is registry
             journal.append("s", NewEvent("ToolCalled", {"name": "a", "args": "b"}, schema_version=1))
             assert journal.read_stream("s")[0].data["timeout_s"] == 30.0

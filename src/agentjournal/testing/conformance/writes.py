@@ -163,7 +163,7 @@ class WriteConformance(ConformanceBase):
         _assert_nothing_stored(journal)
 
     def test_payload_size_limit(self, journal_url: str) -> None:
-        with self.open_journal(journal_url, max_payload_bytes=1000) as journal:
+        with self.open_journal(journal_url, create=True, max_payload_bytes=1000) as journal:
             assert journal.max_payload_bytes == 1000
             with pytest.raises(InvalidEventError, match=r"1,0\d\d bytes; the limit is 1,000 bytes"):
                 journal.append("s", [NewEvent("Big", {"text": "x" * 1000})])

@@ -1,0 +1,134 @@
+"""One journal with something for every table command to show, written by the real runtime, and the
+app's command tree: for the CLI tests of output that fits and of errors that are messages."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, ClassVar
+
+import typer
+from typer.testing import Result
+
+from agentjournal.agents import Agent, RunOptions, Runtime, ScriptedModel
+from agentjournal.agents.models import ModelResponse, ToolCall
+from agentjournal.cli import main  # noqa: F401  (registers every command module)
+from agentjournal.cli.app import app
+from agentjournal.forensics import invariants, regrade
+from agentjournal.journal import Journal, NewEvent, RecordedEvent
+from agentjournal.messaging import LeaseRegistry
+from agentjournal.projections import ProjectionRunner, builtin_projections
+from agentjournal.projections.base import Projection, Tx
+from agentjournal.testing.synthetic import SYNTHETIC_POLICY, TOOLS, append_runs, synthetic_runs
+
+INVARIANT = "agentjournal.agents.demo:refunds_within_40_usd"
+"""An invariant over a run that the synthetic runs' large refunds break."""
+LEASE_OWNER = "worker-node-in-eu-west-1b-0001"
+Invoke = Callable[..., Result]
+
+
+@dataclass(frozen=True)
+class Sample:
+    url: str
+    folder: Path
+    policy: Path
+    """Seed 001's policy file."""
+    run_stream: str
+    """A synthetic run that breaks INVARIANT."""
+    failing_version: int
+    event_id: str
+    """An event of run_stream."""
+    approval_id: str
+    arguments_hash: str
+    waiting_run_id: str
+    """The run waiting for that approval: a uuid7, as long as a run id gets."""
+
+
+class Poison(Projection):
+    """A read model that cannot apply the first RunStarted, so it is parked as a dead letter."""
+
+    name: ClassVar[str] = "poison"
+
+    def setup(self, journal: Any) -> None:
+        pass
+
+    def apply(self, tx: Tx, events: Sequence[RecordedEvent]) -> None:
+        for event in events:
+            if event.type == "RunStarted" and event.version == 1 and event.position == 1:
+                raise ValueError(f"cannot apply {event.type} at position {event.position}: " + "a long reason " * 8)
+
+
+def build(url: str, folder: Path) -> Sample:
+    with Journal.open(url, create=True) as journal:
+        append_runs(journal, synthetic_runs(12))
+        model = ScriptedModel(
+            [
+                ModelResponse(tool_calls=[ToolCall("c1", "issue_refund", {"order_id": "ORD-7000", "amount": 44.99})]),
+                ModelResponse(text="done"),
+            ],
+            name="gpt-4.1-mini",
+        )
+        crew = [Agent("refund-agent", "You resolve refunds.", model, TOOLS, policy=SYNTHETIC_POLICY)]
+        runtime = Runtime(journal, agents=crew, options=RunOptions(backoff_s=0.0))
+        waiting = asyncio.run(
+            runtime.run(
+                crew[0], "Refund ORD-7000 please: the shoes were too small", user_id="user-42", tenant_id="acme"
+            )
+        )
+        [approval] = waiting.pending_approvals
+        journal.append(
+            "alerts",
+            [
+                NewEvent(
+                    "AlertFired",
+                    {
+                        "rule": "policy-violations-3x",
+                        "severity": "page",
+                        "dimension": "model",
+                        "group": "llama-3.1-70b",
+                        "value": 33.3,
+                        "baseline": 8.1,
+                        "message": "policy violations per 100 runs are 4.1x the 7-day baseline " * 2,
+                    },
+                    actor="agentjournal-alerts",
+                )
+            ],
+        )
+        for projection in [*builtin_projections(), Poison()]:
+            ProjectionRunner(journal, projection, max_attempts=1, retry_delay=0.0).catch_up()
+        assert LeaseRegistry(journal).acquire("projection:poison", LEASE_OWNER) is not None
+        [failing, *_] = regrade(journal, invariants.resolve(INVARIANT)).failed
+        assert failing.failed_since is not None
+        event_id = journal.read_stream(failing.stream_id)[0].event_id
+    policy = folder / "seed001.yaml"
+    policy.write_text(resources.files("agentjournal.agents.policies").joinpath("seed001.yaml").read_text())
+    return Sample(
+        url=url,
+        folder=folder,
+        policy=policy,
+        run_stream=failing.stream_id,
+        failing_version=failing.failed_since,
+        event_id=event_id,
+        approval_id=approval.approval_id,
+        arguments_hash=approval.arguments_hash,
+        waiting_run_id=waiting.run_id,
+    )
+
+
+def command_tree() -> list[tuple[str, Any]]:
+    """Every command of the app as ("runs list", command), from Typer's own tree: a new command is in it."""
+    found: list[tuple[str, Any]] = []
+
+    def walk(command: Any, path: str) -> None:
+        subcommands = getattr(command, "commands", None)
+        if subcommands is None:
+            found.append((path, command))
+            return
+        for name, sub in subcommands.items():
+            walk(sub, f"{path} {name}".strip())
+
+    walk(typer.main.get_command(app), "")
+    return found
