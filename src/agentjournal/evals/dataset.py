@@ -15,6 +15,7 @@ import hashlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Final, Literal
 
@@ -209,7 +210,7 @@ class Dataset:
     header: DatasetHeader
     items: tuple[DatasetItem, ...]
 
-    @property
+    @cached_property
     def version(self) -> str:
         """`sha256:<hex>` of the items' canonical JSON: the same runs and references, the same version."""
         digest = hashlib.sha256()

@@ -12,7 +12,10 @@ are reused for the same tool and arguments; an approval with none leaves the ite
 Everything is written to the evaluation journal: each replay is a run of the run contract
 (its RunStarted carries `evaluation`), and the stream `eval-<id>` holds the evaluation's
 events (runs.evaluations). The evaluation id derives from the dataset version, the
-candidate's fingerprint and the settings, so running the same replay again resumes it.
+candidate's fingerprint and the settings, so running the same replay again resumes it. A replay
+is written in one append when it ends, and the items' ItemReplayed are group-committed after
+their runs: an interruption loses at most the items in flight, which the resumed replay runs
+again under the next attempt's run id.
 """
 
 from __future__ import annotations
@@ -123,8 +126,8 @@ class CounterfactualDriver(Driver):
         self.recording = recording
         self.settings = settings
         self.redact = None
-        self.closing = True
-        """Write on flush: set for the RunStarted (which finds an earlier attempt) and at the end."""
+        self.closing = False
+        """Write on flush: only once the replay ended (`finish`)."""
         self.model_calls = 0
         self.recalls = 0
         self.divergence: dict[str, Any] | None = None
@@ -148,6 +151,11 @@ class CounterfactualDriver(Driver):
         """Nothing real happens in an evaluation, so a replay is written in one batch when it ends (`closing`)."""
         if self.closing:
             await super().flush()
+
+    async def finish(self) -> None:
+        """Write the whole replay, at version 0: Superseded when an earlier attempt already wrote this run."""
+        self.closing = True
+        await self.flush()
 
     def diverge(self, what: str, step: int, changes: list[str], recorded: Any, requested: Any) -> None:
         if self.divergence is None:
@@ -354,12 +362,24 @@ async def replay_dataset(
     if progress is not None:
         progress(finished, total)
     gate = asyncio.Semaphore(settings.concurrency)
+    queued: list[NewEvent] = []
+    writing = asyncio.Lock()
+
+    async def record(event: NewEvent) -> None:
+        """Group commit: whoever takes the lock writes every ItemReplayed queued by then, in one append."""
+        queued.append(event)
+        async with writing:
+            if all(waiting is not event for waiting in queued):
+                return  # written by the holder before us
+            batch = queued[:]
+            del queued[:]
+            await asyncio.to_thread(journal.append, stream, batch)
 
     async def one(item: DatasetItem, repeat: int) -> ItemResult:
         nonlocal finished
         async with gate:
             result = await replayer.replay(item, repeat)
-            await asyncio.to_thread(journal.append, stream, _replayed(evaluation, item, repeat, result, by_name))
+            await record(_replayed(evaluation, item, repeat, result, by_name))
         finished += 1
         if progress is not None:
             progress(finished, total)
@@ -431,15 +451,12 @@ class _Replayer:
             driver.correlation_id = uuid7()
             driver.tenant_id = recording.tenant_id
             driver.stage(Draft(start, ACTOR, None, uuid7()))
+            result = await driver.drive()
             try:
-                await driver.flush()
-            except Superseded:  # an interrupted earlier attempt: close it and start the next one
+                await driver.finish()
+            except Superseded:  # an earlier, interrupted attempt wrote this run: close it, replay as the next
                 await _close_interrupted(self.runtime, run_id)
                 continue
-            driver.closing = False
-            result = await driver.drive()
-            driver.closing = True
-            await driver.flush()
             return ItemResult(
                 item=item.id,
                 repeat=repeat,
