@@ -8,11 +8,12 @@ SDK's request building, HTTP round trip and parsing are in both timings:
 - plain: the SDK client, plain functions, no agentjournal;
 - recorded: the same client wrapped with `record_anthropic`, the tools with `@journaled`, inside
   `RunRecorder.start(...)` under a policy, on a journal (SQLite by default: a file, WAL,
-  synchronous=FULL, the default durability; PostgreSQL with --backends sqlite,postgres).
+  synchronous=NORMAL, the default durability; PostgreSQL with --backends sqlite,postgres).
 
 A step is one model call and the tool call it asks for (four per run). The two kinds take turns
 within each round, and each round's figure is the mean over its runs; the table shows the medians of
-the rounds, all measured in the same process and the same run of this script.
+the rounds, all measured in the same process and the same run of this script; `appends/step` is how
+many journal appends (transactions) a recorded step makes.
 
     .venv/bin/python benchmarks/integration_clients.py [--rounds 7 --runs 40] [--backends sqlite,postgres]
 """
@@ -119,11 +120,17 @@ def plain_run(client: anthropic.Anthropic) -> None:
     assert loop(client, PLAIN_TOOLS) == ANSWER
 
 
-def recorded_run(client: anthropic.Anthropic, recorder: RunRecorder) -> None:
+def recorded_run(client: anthropic.Anthropic, recorder: RunRecorder) -> str:
     with recorder.start(agent="refund-agent", input=QUESTION, model=MODEL, tools=TOOL_SPECS) as run:
         answer = loop(client, JOURNALED)  # type: ignore[arg-type]
         run.complete(answer)
     assert run.state.status == "completed" and run.state.metrics.model_calls == STEPS
+    return run.stream_id
+
+
+def appends_per_step(journal: Journal, stream_id: str) -> float:
+    """The transactions a step took: the events of one append share its time, so count the times."""
+    return len({event.recorded_at for event in journal.read_stream(stream_id)}) / STEPS
 
 
 @contextmanager
@@ -157,17 +164,23 @@ def measure(backend: str, rounds: int, runs: int) -> dict[str, float]:
                 plain_run(client)
                 plain_total += time.perf_counter() - started
                 started = time.perf_counter()
-                recorded_run(wrapped, recorder)
+                stream_id = recorded_run(wrapped, recorder)
                 recorded_total += time.perf_counter() - started
             plain_rounds.append(plain_total * 1000 / (runs * STEPS))
             recorded_rounds.append(recorded_total * 1000 / (runs * STEPS))
         client.close()
         wrapped.close()
+        appends = appends_per_step(journal, stream_id)
         assert journal.verify().ok
     plain = statistics.median(plain_rounds)
     recorded = statistics.median(recorded_rounds)
     overheads = [r - p for p, r in zip(plain_rounds, recorded_rounds, strict=True)]
-    return {"plain_ms": plain, "recorded_ms": recorded, "overhead_ms": statistics.median(overheads)}
+    return {
+        "plain_ms": plain,
+        "recorded_ms": recorded,
+        "overhead_ms": statistics.median(overheads),
+        "appends_per_step": appends,
+    }
 
 
 def main() -> None:
@@ -181,7 +194,8 @@ def main() -> None:
     rounds, runs = (2, 3) if options.quick else (options.rounds, options.runs)
     figures = {backend: measure(backend, rounds, runs) for backend in options.backends.split(",")}
     table = Table(title=f"Anthropic tool-use loop, ms per step (medians of {rounds} rounds x {runs} runs)")
-    for column in ("backend", "plain loop", "recorded loop", "overhead ms/step", "recorded / plain"):
+    columns = ("backend", "plain loop", "recorded loop", "overhead ms/step", "recorded / plain", "appends/step")
+    for column in columns:
         table.add_column(column, justify="right" if column != "backend" else "left")
     for backend, values in figures.items():
         ratio = values["recorded_ms"] / values["plain_ms"]
@@ -191,8 +205,12 @@ def main() -> None:
             f"{values['recorded_ms']:.3f}",
             f"{values['overhead_ms']:.3f}",
             f"{ratio:.2f}x",
+            f"{values['appends_per_step']:.2f}",
         )
-    Console().print(table)
+    console = Console()
+    if not console.is_terminal:
+        console.width = 120  # a file or a pipe gets every column
+    console.print(table)
     if options.json:
         options.json.write_text(json.dumps({"rounds": rounds, "runs": runs, "steps": STEPS, "medians": figures}))
 

@@ -13,7 +13,8 @@ median over `--repeat` rounds:
   ObservationCaptured);
 - client, journaled, claimed tool: the same with ToolClaimed (5 events);
 - server, SDK alone / journaled: a plain client calling `echo` on a second and a third server
-  process, one plain and one with `journal_server` (a run of its own per call: 8 events);
+  process, one plain and one with `journal_server` (a run of its own per call: 9 events, the call
+  claimed before the tool runs);
 - in-process server: the same client calls through `mcp.Client(server)`, the SDK's in-process
   dispatcher (no pipes, no second process), which shows the recording's cost with the least noise.
 
@@ -68,7 +69,7 @@ TITLES = {
     "client_read_only": "client, journaled, read-only tool (4 events)",
     "client_claimed": "client, journaled, claimed tool (5 events)",
     "server_bare": "server, SDK alone",
-    "server_journaled": "server, journaled: a run per call (8 events)",
+    "server_journaled": "server, journaled: a run per call (9 events)",
     "inproc_bare": "in-process server, SDK alone",
     "inproc_read_only": "in-process server, journaled, read-only tool",
     "inproc_claimed": "in-process server, journaled, claimed tool",

@@ -7,8 +7,9 @@ tracing on:
 - the SDK alone: no trace processor registered, the tool as it is;
 - with agentjournal: `AgentsJournal.run` with a one-rule policy, its trace processor registered, the
   tool guarded (`needs_approval` and tool guardrails) and the model wrapped in a RecordingModel; each
-  step writes 5 events in 3 appends (ModelCalled; ToolProposed + PolicyEvaluated; ToolExecuted +
-  ObservationCaptured) to a journal on SQLite (its default durability) or PostgreSQL.
+  step writes 5 events (ToolProposed, PolicyEvaluated, ToolExecuted and ObservationCaptured of the
+  read-only tool, with the next ModelCalled) in one append to a journal on SQLite (its default
+  durability) or PostgreSQL.
 
 The variants take turns run by run, in one process, on fresh journals; figures are medians over
 `--repeat` runs of the wall time per step and of the process's CPU time per step (every thread;

@@ -201,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
             )
     console.print(table)
     console.print(
-        f"{steps} steps, SQLite (synchronous=FULL), medians of {repeat} rounds, modes taking turns; "
+        f"{steps} steps, SQLite (WAL, synchronous=NORMAL), medians of {repeat} rounds, modes taking turns; "
         "spans/step counts every span exported (the run's own span included) over the steps."
     )
     if args.json:

@@ -4,6 +4,8 @@ app's command tree: for the CLI tests of output that fits and of errors that are
 from __future__ import annotations
 
 import asyncio
+import io
+import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -11,12 +13,23 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import typer
+from rich.console import Console
 from typer.testing import Result
 
 from agentjournal.agents import Agent, RunOptions, Runtime, ScriptedModel
+from agentjournal.agents.demo import run_demo
 from agentjournal.agents.models import ModelResponse, ToolCall
 from agentjournal.cli import main  # noqa: F401  (registers every command module)
 from agentjournal.cli.app import app
+from agentjournal.evals import (
+    Candidates,
+    Thresholds,
+    build_dataset,
+    gate,
+    read_references,
+    replay_dataset_sync,
+    score_evaluation_sync,
+)
 from agentjournal.forensics import invariants, regrade
 from agentjournal.journal import Journal, NewEvent, RecordedEvent
 from agentjournal.messaging import LeaseRegistry
@@ -45,6 +58,13 @@ class Sample:
     arguments_hash: str
     waiting_run_id: str
     """The run waiting for that approval: a uuid7, as long as a run id gets."""
+    eval_url: str
+    """An evaluation journal holding two evaluations of the demo's runs (prompt-v42 and strict-policy)."""
+    dataset: Path
+    candidates: Path
+    """The example project's candidates file (examples/eval-gate)."""
+    evaluation_id: str
+    """prompt-v42's evaluation: replayed, scored and gated."""
 
 
 class Poison(Projection):
@@ -105,6 +125,7 @@ def build(url: str, folder: Path) -> Sample:
         event_id = journal.read_stream(failing.stream_id)[0].event_id
     policy = folder / "seed001.yaml"
     policy.write_text(resources.files("agentjournal.agents.policies").joinpath("seed001.yaml").read_text())
+    evaluation_id = _evaluate(folder)
     return Sample(
         url=url,
         folder=folder,
@@ -115,7 +136,34 @@ def build(url: str, folder: Path) -> Sample:
         approval_id=approval.approval_id,
         arguments_hash=approval.arguments_hash,
         waiting_run_id=waiting.run_id,
+        eval_url=f"sqlite:///{folder / 'evals.db'}",
+        dataset=folder / "runs.jsonl",
+        candidates=folder / "eval" / "candidates.yaml",
+        evaluation_id=evaluation_id,
     )
+
+
+EXAMPLE = Path(__file__).parents[2] / "examples" / "eval-gate"
+
+
+def _evaluate(folder: Path) -> str:
+    """The demo's runs as a dataset, replayed, scored and gated with two of the example's candidates."""
+    shutil.copytree(EXAMPLE / "eval", folder / "eval")
+    with Journal.open(f"sqlite:///{folder / 'demo.db'}", create=True) as production:
+        run_demo(production, Console(file=io.StringIO()))
+        references = read_references(folder / "eval" / "references.jsonl")
+        dataset = build_dataset(production, None, references=references)
+    dataset.write(folder / "runs.jsonl")
+    candidates = Candidates.load(folder / "eval" / "candidates.yaml")
+    crew = candidates.base_agents() or []
+    found = []
+    with Journal.open(f"sqlite:///{folder / 'evals.db'}", create=True) as evals:
+        for name in ("prompt-v42", "strict-policy"):
+            evaluation = replay_dataset_sync(evals, dataset, candidates.get(name), crew)
+            score_evaluation_sync(evals, evaluation.evaluation_id)
+            gate(evals, evaluation.evaluation_id, Thresholds(min_quality=0.5))
+            found.append(evaluation.evaluation_id)
+    return found[0]
 
 
 def command_tree() -> list[tuple[str, Any]]:

@@ -221,6 +221,80 @@ def wrong_arguments(s: Sample) -> list[tuple[str, str, tuple[str, ...]]]:
         ("projections wait", "timeout", ("runs", "--position", "1", "--timeout", "-1")),
         ("projections dead-letters", "name", ("nope",)),
         ("projections dead-letters", "as_json", ("nope", "--json")),
+        ("metrics", "eval_db", ("--evals", "--eval-db", "nosuchscheme://x")),
+        ("alerts", "eval_db", ("--check", "--eval-db", "nosuchscheme://x")),
+        ("worker", "eval_db", ("--eval-db", "nosuchscheme://x")),
+        *_wrong_eval_arguments(s),
+    ]
+
+
+def _wrong_eval_arguments(s: Sample) -> list[tuple[str, str, tuple[str, ...]]]:
+    """The evaluator's commands, on the sample's evaluation journal."""
+    at = ("--eval-db", s.eval_url)
+    bad_references = s.folder / "bad-references.jsonl"
+    bad_references.write_text('{"expected": "no id"}\n')
+    out = ("--out", str(s.folder / "dataset.jsonl"))
+    replay = ("--dataset", str(s.dataset), "--candidates", str(s.candidates), *at)
+    gate = ("--evaluation", s.evaluation_id, "--min-quality", "0.5", *at)
+    return [
+        ("eval dataset", "out", ("--out", str(s.folder))),
+        ("eval dataset", "out", ("--out", f"{MISSING}/dataset.jsonl")),
+        ("eval dataset", "agent", (*out, "--agent", "nobody")),
+        ("eval dataset", "route", (*out, "--route", "nowhere")),
+        ("eval dataset", "tenant", (*out, "--tenant", "nobody")),
+        ("eval dataset", "since", (*out, "--since", "yesterday")),
+        ("eval dataset", "until", (*out, "--since", "1d", "--until", "2d")),
+        ("eval dataset", "status", (*out, "--status", "sleeping")),
+        ("eval dataset", "run", (*out, "--run", "nope")),
+        ("eval dataset", "selection", (*out, "--selection", f"{MISSING}/selection.yaml")),
+        ("eval dataset", "references", (*out, "--references", str(bad_references))),
+        ("eval dataset", "limit", (*out, "--limit", "0")),
+        ("eval dataset", "as_json", (*out, "--json", "--status", "sleeping")),
+        ("eval replay", "dataset", ("--dataset", f"{MISSING}/runs.jsonl", "--candidate", "prompt-v42")),
+        ("eval replay", "candidate", (*replay, "--candidate", "prompt-v99")),
+        ("eval replay", "candidates", ("--dataset", str(s.dataset), "--candidate", "x", "--candidates", MISSING)),
+        ("eval replay", "agents", (*replay, "--candidate", "prompt-v42", "--agents", "not-a-path")),
+        ("eval replay", "repeat", (*replay, "--candidate", "prompt-v42", "--repeat", "0")),
+        ("eval replay", "concurrency", (*replay, "--candidate", "prompt-v42", "--concurrency", "0")),
+        ("eval replay", "unmatched", (*replay, "--candidate", "prompt-v42", "--unmatched", "maybe")),
+        (
+            "eval replay",
+            "live_tool",
+            (*replay, "--candidate", "prompt-v42", "--unmatched", "live", "--live-tool", "issue_refund"),
+        ),
+        ("eval replay", "stub", (*replay, "--candidate", "prompt-v42", "--unmatched", "stub", "--stub", "x={no")),
+        ("eval replay", "stub", (*replay, "--candidate", "prompt-v42", "--stub", "lookup_order={}")),
+        ("eval replay", "eval_db", (*replay[:4], "--candidate", "prompt-v42", "--eval-db", "nosuchscheme://x")),
+        ("eval replay", "as_json", (*replay, "--candidate", "prompt-v99", "--json")),
+        ("eval score", "evaluation", ("--evaluation", "nope", *at)),
+        ("eval score", "candidate", ("--candidate", "nobody", *at)),
+        ("eval score", "metrics", ("--metrics", "karma", *at)),
+        ("eval score", "scorer", ("--scorer", "agentjournal.agents.demo:DEMO_PRICE", *at)),
+        ("eval score", "judge", ("--judge", "aj_no_such_module:judge", *at)),
+        ("eval score", "rubric", ("--rubric", "be kind", *at)),
+        ("eval score", "eval_db", ("--eval-db", "nosuchscheme://x")),
+        ("eval score", "as_json", ("--evaluation", "nope", "--json", *at)),
+        ("eval gate", "evaluation", ("--evaluation", "nope", "--min-quality", "0.5", *at)),
+        ("eval gate", "candidate", ("--candidate", "nobody", "--min-quality", "0.5", *at)),
+        ("eval gate", "baseline", (*gate, "--baseline", "nobody")),
+        ("eval gate", "min_quality", ("--evaluation", s.evaluation_id, "--min-quality", "1.5", *at)),
+        ("eval gate", "max_quality_drop", (*gate, "--max-quality-drop", "-0.1")),
+        ("eval gate", "max_cost_delta", (*gate, "--max-cost-delta", "cheap")),
+        ("eval gate", "max_latency_delta", (*gate, "--max-latency-delta", "-1")),
+        ("eval gate", "max_policy_regressions", (*gate, "--max-policy-regressions", "-1")),
+        ("eval gate", "policy_direction", (*gate, "--policy-direction", "sideways")),
+        ("eval gate", "min_items", (*gate, "--min-items", "-1")),
+        ("eval gate", "confidence", (*gate, "--confidence", "0.2")),
+        ("eval gate", "markdown", (*gate, "--markdown", f"{MISSING}/gate.md")),
+        ("eval gate", "junit", (*gate, "--junit", str(s.folder))),
+        ("eval gate", "html", (*gate, "--html", f"{MISSING}/gate.html")),
+        ("eval gate", "eval_db", ("--min-quality", "0.5", "--eval-db", f"sqlite:///{MISSING}/evals.db")),
+        ("eval gate", "as_json", ("--evaluation", "nope", "--min-quality", "0.5", "--json", *at)),
+        ("eval list", "eval_db", ("--eval-db", f"sqlite:///{s.folder / 'no-evals.db'}")),
+        ("eval list", "as_json", ("--json", "--eval-db", "nosuchscheme://x")),
+        ("eval show", "evaluation", ("nope", *at)),
+        ("eval show", "eval_db", ("--eval-db", "nosuchscheme://x")),
+        ("eval show", "as_json", ("nope", "--json", *at)),
     ]
 
 

@@ -39,6 +39,11 @@ class Case:
     """What the --json records must hold."""
 
 
+def _eval(s: Sample, command: str, *args: str) -> list[str]:
+    """`agentjournal eval <command> ...` on the sample's evaluation journal."""
+    return ["eval", command, *args, "--eval-db", s.eval_url]
+
+
 def _streams_of(records: Records) -> list[str]:
     return [record["stream_id"] for record in records]
 
@@ -179,6 +184,40 @@ CASES: dict[str, Case] = {
         lambda s: ["search", "ORD-7000"],
         lambda s, r: [f"run-{s.waiting_run_id}", *(record["type"] for record in r)],
         lambda s, r: {record["stream_id"] for record in r} == {f"run-{s.waiting_run_id}"},
+    ),
+    "eval dataset": Case(
+        lambda s: ["eval", "dataset", "--out", str(s.folder / "dataset.jsonl")],
+        lambda s, r: [r[0]["version"]],
+        lambda s, r: r[0]["items"] > 5 and r[0]["version"].startswith("sha256:"),
+    ),
+    "eval replay": Case(
+        lambda s: _eval(
+            s, "replay", "--dataset", str(s.dataset), "--candidate", "prompt-v42", "--candidates", str(s.candidates)
+        ),
+        lambda s, r: [r[0]["evaluation_id"], *(x["item"] for x in r[0]["results"] if x["divergence"])],
+        lambda s, r: r[0]["evaluation_id"] == s.evaluation_id and r[0]["resumed"] == 2,
+    ),
+    "eval score": Case(
+        lambda s: _eval(s, "score", "--evaluation", s.evaluation_id),
+        lambda s, r: [*(record["metric"] for record in r), *(record["scorer"] for record in r)],
+        lambda s, r: {record["metric"] for record in r} == {"quality", "cost", "latency", "policy"},
+    ),
+    "eval gate": Case(
+        lambda s: _eval(s, "gate", "--evaluation", s.evaluation_id, "--min-quality", "0.5", "--max-cost-delta", "1"),
+        lambda s, r: [s.evaluation_id, "0.5"],
+        lambda s, r: (
+            r[0]["passed"] and [check["name"] for check in r[0]["checks"]] == ["min quality", "max cost delta"]
+        ),
+    ),
+    "eval list": Case(
+        lambda s: _eval(s, "list"),
+        lambda s, r: [record["evaluation_id"] for record in r],
+        lambda s, r: [record["candidate"] for record in r] == ["prompt-v42", "strict-policy"],
+    ),
+    "eval show": Case(
+        lambda s: _eval(s, "show", s.evaluation_id),
+        lambda s, r: [s.evaluation_id, r[0]["dataset_version"]],
+        lambda s, r: r[0]["replays"] == 2 and r[0]["gates"][0]["passed"],
     ),
     "state": Case(
         lambda s: ["state", s.run_stream],

@@ -20,10 +20,11 @@ from agentjournal.integrations import RunRecorder
 from agentjournal.integrations.pydantic_ai import AgentJournal, idempotency_key
 from agentjournal.journal import Journal
 from agentjournal.model import Repository
-from agentjournal.projections import ProjectionRunner, builtin_projections
 from agentjournal.projections.metrics import metrics
 from agentjournal.projections.queries import list_runs
 from agentjournal.runs import RunState
+
+from ._forensics import assert_forensics
 
 POLICY_TEXT = """
 version: 1
@@ -113,13 +114,13 @@ def refund_agent(
 
 
 def check_forensics(journal: Journal, run_id: str, *, answer: str = ANSWER) -> RunState:
-    """What every integration must give: the timeline in plain words, state at N, lineage from the answer to
-    the user's message, the metrics and the runs read model, and a journal that verifies."""
+    """What every integration must give (the timeline in plain words, state at N, lineage from the answer to
+    the user's message, the metrics and the runs read model, a journal that verifies: assert_forensics), and
+    what this agent's run must show in them."""
+    assert_forensics(journal, run_id, question=QUESTION)
     stream = f"run-{run_id}"
     events = journal.read_stream(stream)
     entries = timeline(journal, stream)
-    assert len(entries) == len(events)
-    assert all(entry.explanation.title and "explainer_error" not in entry.explanation.tags for entry in entries)
     words = " ".join(f"{entry.explanation.title} {entry.explanation.summary}" for entry in entries)
     assert "lookup_order" in words and "issue_refund" in words
     looked_up = next(e.version for e in events if e.type == "ToolExecuted" and e.data["tool"] == "lookup_order")
@@ -130,13 +131,10 @@ def check_forensics(journal: Journal, run_id: str, *, answer: str = ANSWER) -> R
     assert chain.root.type == "RunStarted" and chain.root.data["input"] == QUESTION
     kinds = [event.type for event in chain.events]
     assert kinds[:3] == ["ResponseFinalized", "ResponseDrafted", "ModelCalled"] and "ObservationCaptured" in kinds
-    for projection in builtin_projections():
-        ProjectionRunner(journal, projection).catch_up()
     [row] = [row for row in list_runs(journal) if row.run_id == run_id]
     assert (row.status, row.user_id) == ("completed", "u-7")
     [group] = metrics(journal, by="model", since=datetime.now(UTC) - timedelta(hours=1))
     assert group.runs >= 1 and group.tokens > 0
-    assert journal.verify().ok
     state = Repository(journal, RunState).load(stream)
     assert state.final_response == answer
     return state

@@ -57,12 +57,18 @@ from ._client_loops import (
     the_run,
 )
 
+SYNC_CLIENTS: list[Any] = []
+"""The sync clients a test made: closed when it ends, so no keep-alive socket is left for the garbage
+collector to find (and warn about) in a later test."""
+
 
 @pytest.fixture(autouse=True)
 def _no_refunds_yet() -> Iterator[None]:
     REFUNDS.clear()
     yield
     REFUNDS.clear()
+    while SYNC_CLIENTS:
+        SYNC_CLIENTS.pop().close()
 
 
 @pytest.fixture
@@ -72,7 +78,9 @@ def journal(sqlite_or_postgres_url: str) -> Iterator[Journal]:
 
 
 def sync_client(url: str) -> anthropic.Anthropic:
-    return record_anthropic(anthropic.Anthropic(api_key="test-key", base_url=url, max_retries=0))
+    client = anthropic.Anthropic(api_key="test-key", base_url=url, max_retries=0)
+    SYNC_CLIENTS.append(client)
+    return record_anthropic(client)
 
 
 def async_client(url: str) -> anthropic.AsyncAnthropic:

@@ -45,6 +45,11 @@ from ._client_loops import (
     openai_script,
     the_run,
 )
+from ._forensics import assert_forensics
+
+SYNC_CLIENTS: list[Any] = []
+"""The sync clients a test made: closed when it ends, so no keep-alive socket is left for the garbage
+collector to find (and warn about) in a later test."""
 
 
 @pytest.fixture(autouse=True)
@@ -52,6 +57,8 @@ def _no_refunds_yet() -> Iterator[None]:
     REFUNDS.clear()
     yield
     REFUNDS.clear()
+    while SYNC_CLIENTS:
+        SYNC_CLIENTS.pop().close()
 
 
 @pytest.fixture
@@ -64,7 +71,9 @@ ORDER = {"order_id": "ORD-5521"}
 
 
 def sync_client(url: str) -> openai.OpenAI:
-    return record_openai(openai.OpenAI(api_key="test-key", base_url=url + "/v1", max_retries=0))
+    client = openai.OpenAI(api_key="test-key", base_url=url + "/v1", max_retries=0)
+    SYNC_CLIENTS.append(client)
+    return record_openai(client)
 
 
 def async_client(url: str) -> openai.AsyncOpenAI:
@@ -162,7 +171,7 @@ def test_responses_api_calls_with_a_function_call_and_a_continued_conversation(j
     assert calls[0]["cost_usd"] == pytest.approx((150 * 0.40 + 25 * 1.60) / 1_000_000)  # gpt-4.1-mini's price
     state = the_run(journal)
     assert state.calls["call_7"].status == "executed" and state.final_response == "Delivered."
-    assert journal.verify().ok
+    assert_forensics(journal, state.run_id, question=QUESTION)
 
 
 def test_responses_api_with_the_async_client_and_replay(journal: Journal) -> None:

@@ -24,6 +24,7 @@ from agentjournal.model import Repository
 from agentjournal.runs import RunState
 
 from ._client_loops import POLICY, delete_order
+from ._forensics import assert_forensics
 
 KEYS: list[str] = []
 
@@ -87,6 +88,7 @@ def test_a_call_is_matched_to_the_models_call_id_claimed_and_recorded(journal: J
     assert types[2:6] == ["ToolProposed", "ToolClaimed", "ToolExecuted", "ObservationCaptured"]
     call = run.state.calls["toolu_1"]
     assert call.status == "executed" and [journal.read_stream(run.stream_id)[3].data["idempotency_key"]] == KEYS
+    assert_forensics(journal, run.run_id, question="mail bob")
 
 
 def test_bad_arguments_a_failure_and_a_non_json_result_are_recorded_and_raised(journal: Journal) -> None:
@@ -108,6 +110,7 @@ def test_bad_arguments_a_failure_and_a_non_json_result_are_recorded_and_raised(j
     assert state.calls["c2"].error_type == "ZeroDivisionError"
     assert [c.error_type for c in state.calls.values()][2:] == ["non_json_output", None]
     assert state.metrics.tool_failures >= 1 and journal.verify().ok
+    assert_forensics(journal, run.run_id, question="divide")
 
 
 def test_an_async_tool_records_inside_an_async_loop(journal: Journal) -> None:
@@ -121,6 +124,7 @@ def test_an_async_tool_records_inside_an_async_loop(journal: Journal) -> None:
     assert asyncio.run(loop())["sky"] == "clear"
     [stream] = [info.stream_id for info in journal.streams("run-")]
     assert Repository(journal, RunState).load(stream).calls["w1"].output["days"] == 2
+    assert_forensics(journal, stream.removeprefix("run-"), question="weather?")
 
 
 def test_a_denied_call_never_runs_and_a_claimed_call_runs_once(journal: Journal) -> None:

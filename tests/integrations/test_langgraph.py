@@ -22,7 +22,7 @@ from langgraph.prebuilt import ToolNode
 from langgraph.types import Command
 
 from agentjournal.agents import Policy, approve, reject
-from agentjournal.forensics import causes, explainers
+from agentjournal.forensics import causes, timeline
 from agentjournal.integrations.langgraph import JournalSaver, thread_stream
 from agentjournal.journal import Journal, JournalClosedError
 from agentjournal.model import Repository
@@ -30,6 +30,8 @@ from agentjournal.projections import ProjectionRunner, builtin_projections
 from agentjournal.projections.metrics import metrics
 from agentjournal.projections.queries import list_runs
 from agentjournal.runs import RunState, run_stream
+
+from ._forensics import assert_forensics
 
 POLICY = Policy.from_yaml(
     """
@@ -161,10 +163,10 @@ def test_a_graph_run_is_a_run_every_reader_understands(journal: Journal) -> None
     started = events[0].data
     assert (started["input"], started["agent"], started["user_id"]) == (ASK, "refunds", "u-7")
     assert started["policy_version"] == POLICY.version
-    timeline = [explainers.explain(event) for event in events]
-    assert all("explainer_error" not in explanation.tags for explanation in timeline)
-    assert timeline[9].title == "Asked a human to approve issue_refund"
-    assert timeline[14].title == "Model gpt-4o-mini answered"
+    assert_forensics(journal, run_id, question=ASK)  # explain, state --at N, lineage, metrics, verify
+    titles = [entry.explanation.title for entry in timeline(journal, stream)]
+    assert titles[9] == "Asked a human to approve issue_refund"
+    assert titles[14] == "Model gpt-4o-mini answered"
 
     at_approval = Repository(journal, RunState).load_at_version(stream, 10)  # state --at 10
     assert at_approval.status == "waiting_approval" and at_approval.calls["call_2"].status == "waiting_approval"
@@ -209,6 +211,7 @@ def test_the_policy_denies_a_call_and_a_human_can_reject_one(journal: Journal) -
     assert (state.calls["call_1"].status, state.calls["call_1"].observed) == ("refused", True)
     assert (state.calls["call_2"].status, state.calls["call_2"].observed) == ("refused", True)
     assert state.metrics.denials == 1 and state.metrics.rejections == 1
+    assert_forensics(journal, run_id, question="Delete ORD-5521 and refund it")
 
 
 def test_without_the_guard_calls_are_recorded_not_judged(journal: Journal) -> None:
@@ -237,6 +240,7 @@ def test_async_graphs_use_the_async_saver_and_guard(journal: Journal) -> None:
     [started] = journal.read_all(types=["RunStarted"])
     state = Repository(journal, RunState).load(run_stream(started.data["run_id"]))
     assert state.status == "completed" and state.metrics.model_calls == 3
+    assert_forensics(journal, state.run_id, question=ASK)
 
 
 def test_a_failing_node_aborts_the_run_and_resuming_starts_a_new_one(journal: Journal) -> None:

@@ -24,7 +24,7 @@ from mcp.types import CallToolResult
 
 from agentjournal.agents import Policy, approve, reject
 from agentjournal.agents.replay import DivergenceError
-from agentjournal.forensics import causes, timeline
+from agentjournal.forensics import causes
 from agentjournal.integrations import RecorderError, Replay, RunRecorder
 from agentjournal.integrations.mcp import (
     APPROVAL_META_KEY,
@@ -40,6 +40,8 @@ from agentjournal.projections import ProjectionRunner, builtin_projections
 from agentjournal.projections.metrics import metrics
 from agentjournal.projections.queries import list_runs
 from agentjournal.runs import RunState, run_stream
+
+from ._forensics import assert_forensics
 
 SERVER = Path(__file__).with_name("mcp_shop_server.py")
 POLICY_TEXT = """
@@ -94,28 +96,10 @@ def text(result: CallToolResult) -> str:
     return "\n".join(getattr(block, "text", "") for block in result.content)
 
 
-def readers_agree(journal: Journal, run_id: str) -> RunState:
+def readers_agree(journal: Journal, run_id: str, question: str | None = None) -> RunState:
     """The run explains itself, answers `state --at N`, walks from its answer back to the user's message,
-    is counted by the read models, and the journal verifies."""
-    stream = run_stream(run_id)
-    entries = timeline(journal, stream)
-    assert entries and all(entry.explanation.title for entry in entries)
-    assert all("explainer_error" not in entry.explanation.tags for entry in entries)
-    state = Repository(journal, RunState).load(stream)
-    for entry in entries:
-        at = Repository(journal, RunState).load_at_version(stream, entry.version)
-        assert at.version == entry.version
-    if state.status == "completed":
-        final = next(e.event for e in reversed(entries) if e.event.type == "ResponseFinalized")
-        chain = causes(journal, final.event_id)
-        assert chain.root.type == "RunStarted"
-        assert any(event.stream_id == stream for event in chain.events)
-    assert journal.verify().ok
-    for projection in builtin_projections():
-        ProjectionRunner(journal, projection).catch_up()
-    rows = {row.run_id: row for row in list_runs(journal, limit=1000)}
-    assert rows[run_id].status == state.status
-    return state
+    is counted by the read models and the metrics, and the journal verifies (assert_forensics)."""
+    return assert_forensics(journal, run_id, question=question)
 
 
 def types_of(journal: Journal, run_id: str) -> list[str]:
@@ -158,7 +142,7 @@ def test_every_call_in_a_run_is_proposed_decided_sent_and_its_result_recorded(jo
         "ResponseFinalized",
         "RunCompleted",
     ]
-    state = readers_agree(journal, run_id)
+    state = readers_agree(journal, run_id, ASK["content"])
     lookup = state.calls["toolu_1"]  # the id the model's reply gave the call
     assert lookup.output["structuredContent"]["status"] == "delivered" and lookup.output["isError"] is False
     assert lookup.output["content"][0]["type"] == "text"
@@ -217,7 +201,7 @@ def test_a_denied_call_never_reaches_the_server_and_a_held_one_runs_once_a_human
 
     anyio.run(second_process)
     assert shop.calls() == [("issue_refund", {"order_id": "ORD-5521", "amount": 44.99})]
-    state = readers_agree(journal, run_id)
+    state = readers_agree(journal, run_id, ASK["content"])
     assert state.calls[held_call].status == "executed" and state.calls[held_call].claim is None
     assert state.calls[rejected_call].status == "refused"
     assert (state.metrics.denials, state.metrics.approvals_required, state.metrics.approvals) == (1, 2, 1)
@@ -454,7 +438,7 @@ def test_a_journaled_client_and_a_journaled_server_tell_one_story(journal: Journ
     answer = next(event for event in server_events if event.type == "ResponseFinalized")
     chain = causes(journal, answer.event_id)  # from the server's answer, through the client's call, to the user
     assert chain.root.stream_id == run_stream(client_run) and chain.root.data["input"] == ASK["content"]
-    assert readers_agree(journal, server_run).status == "completed"
+    assert readers_agree(journal, server_run, ASK["content"]).status == "completed"  # the client's user
 
 
 def test_the_low_level_server_is_journaled_and_a_failing_journal_stops_the_call(
@@ -495,6 +479,33 @@ def test_the_low_level_server_is_journaled_and_a_failing_journal_stops_the_call(
 
     anyio.run(in_process)
     assert ran == ["lookup_order"]
+
+
+def test_a_server_writes_a_side_effecting_call_before_its_tool_acts(journal: Journal) -> None:
+    """The call is proposed, allowed and claimed in the journal before the tool function runs; a
+    read-only call is written with its result (one write, nothing to guard)."""
+    sys.path.insert(0, str(SERVER.parent))
+    try:
+        server_module = importlib.import_module("mcp_shop_server")
+    finally:
+        sys.path.remove(str(SERVER.parent))
+    seen: dict[str, list[str]] = {}
+
+    def log(tool: str, **arguments: Any) -> None:  # what the journal holds of the call as the tool acts
+        [started] = list(journal.iter_all(types=["RunStarted"]))[-1:]
+        seen[tool] = [event.type for event in journal.read_stream(started.stream_id)]
+
+    server = server_module.build_server(log)
+    journal_server(server, RunRecorder(journal))
+
+    async def in_process() -> None:
+        async with Client(server) as client:
+            assert not (await client.call_tool("issue_refund", {"order_id": "ORD-9", "amount": 5.0})).is_error
+            assert not (await client.call_tool("lookup_order", {"order_id": "ORD-9"})).is_error
+
+    anyio.run(in_process)
+    assert seen["issue_refund"] == ["RunStarted", "ToolProposed", "ToolClaimed"]  # no policy: no decision
+    assert seen["lookup_order"] == ["RunStarted"]
 
 
 def test_bad_inputs_get_clear_errors(journal: Journal, monkeypatch: pytest.MonkeyPatch) -> None:

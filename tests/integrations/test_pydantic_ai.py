@@ -392,6 +392,34 @@ def test_a_later_turn_on_a_finished_runs_history_is_a_new_run(journal: Journal) 
     assert [m.content for m in state.messages if m.role == "user"] == ["Thanks!", QUESTION]
 
 
+def test_a_read_only_step_is_one_transaction(journal: Journal) -> None:
+    def lookups(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        step = responses(messages)
+        if step < 3:
+            return ModelResponse(
+                parts=[ToolCallPart("lookup_order", {"order_id": f"ORD-{step}"}, tool_call_id=f"t{step}")]
+            )
+        return ModelResponse(parts=[TextPart(ANSWER)])
+
+    result = run(refund_agent(RunRecorder(journal, policy=POLICY), FunctionModel(lookups, model_name=MODEL)), QUESTION)
+    batches: list[list[str]] = []
+    last = None
+    for event in journal.read_stream(f"run-{run_id_of(result.all_messages())}"):
+        if event.recorded_at != last:  # the events of one append share its time
+            batches.append([])
+            last = event.recorded_at
+        batches[-1].append(event.type)
+    step = ["ToolProposed", "PolicyEvaluated", "ToolExecuted", "ObservationCaptured", "ModelCalled"]
+    assert batches == [
+        ["RunStarted"],
+        ["ModelCalled"],
+        step,
+        step,
+        step,  # the last reply, the answer, carries the third lookup
+        ["ResponseDrafted", "ResponseFinalized", "RunCompleted"],
+    ]
+
+
 def test_a_failure_inside_agentjournal_fails_the_run_loudly_and_the_tool_never_runs(sqlite_url: str) -> None:
     journal = Journal.open(sqlite_url)
 

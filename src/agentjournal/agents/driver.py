@@ -39,14 +39,13 @@ from agentjournal.journal import (
     ConcurrencyError,
     JournalError,
     NewEvent,
-    RecordedEvent,
     StreamClosedError,
 )
 from agentjournal.journal.context import current_traceparent
 from agentjournal.journal.envelope import canonical_json
 from agentjournal.journal.errors import AgentJournalError
 from agentjournal.journal.ids import uuid7
-from agentjournal.runs import RunState, tracing
+from agentjournal.runs import RunState, new_event, tracing
 from agentjournal.runs import events as ev
 from agentjournal.runs.state import Approval, Claim
 
@@ -320,46 +319,16 @@ class Driver:
 
     def stage(self, draft: Draft) -> None:
         """Fold an event into the state now, exactly as the journal will store it, and queue it."""
-        kind = type(draft.payload).__name__
-        data = draft.payload.model_dump(mode="json")
-        if self.redact is not None:  # the state holds what the journal holds, so a replay sees the same
-            data = self.redact(data)
-        tenant_id = self.tenant_id
-        traceparent = self._traced(draft) if self.tracing else None
-        event = NewEvent(
-            kind,
-            data,
-            event_id=draft.event_id,
-            schema_version=ev.SCHEMA_VERSIONS.get(type(draft.payload), 1),
+        event = new_event(
+            draft.payload,
             actor=draft.actor,
-            tenant_id=tenant_id,
+            tenant_id=self.tenant_id,
             correlation_id=self.correlation_id,
             causation_id=draft.caused_by,
-            traceparent=traceparent,
-            closes_stream=kind in ev.TERMINAL,
+            event_id=draft.event_id,
+            traceparent=self._traced(draft) if self.tracing else None,
         )
-        self.buffer.append(event)
-        self.state.apply(
-            RecordedEvent(
-                event_id=draft.event_id,
-                stream_id=self.state.stream_id,
-                version=self.state.version + 1,
-                position=0,
-                type=kind,
-                schema_version=event.schema_version or 1,
-                recorded_at=datetime.now(UTC),
-                actor=draft.actor,
-                tenant_id=tenant_id,
-                correlation_id=self.correlation_id,
-                causation_id=draft.caused_by,
-                traceparent=traceparent,
-                data_json=b"",
-                metadata_json=b"{}",
-                prev_hash="",
-                hash="",
-                data=data,
-            )
-        )
+        self.buffer.append(self.state.apply_unwritten(event, self.redact))
 
     def _traced(self, draft: Draft) -> str | None:
         """The traceparent an event is stamped with: the span staging it (RunStarted starts the run's span)."""

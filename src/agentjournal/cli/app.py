@@ -7,6 +7,9 @@ each registers itself on `app` with `@app.command()` and calls one library funct
 from __future__ import annotations
 
 import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
@@ -135,7 +138,7 @@ app = typer.Typer(
     cls=_JournalErrorsAsMessages,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    rich_markup_mode="rich",
+    rich_markup_mode="markdown",
     help="agentjournal: the event-sourced system of record for AI agents.",
 )
 
@@ -162,6 +165,8 @@ def _global_options(
 ) -> None:
     settings.db_url = db
     settings.journal = None
+    if os.getcwd() not in sys.path:  # `--agents myapp.agents:crew` from the project's folder, as `python -m` would
+        sys.path.insert(0, os.getcwd())
 
 
 def open_journal(*, migrate: bool = True, create: bool = False) -> Journal:
@@ -175,6 +180,42 @@ def open_journal(*, migrate: bool = True, create: bool = False) -> Journal:
 
         settings.journal = open_url(settings.db_url, migrate=migrate, create=create)
     return settings.journal
+
+
+EvalDbOption = Annotated[
+    str | None,
+    typer.Option(
+        "--eval-db",
+        envvar="AGENTJOURNAL_EVAL_DB",
+        help="The evaluation journal's URL (default: beside --db, e.g. agentjournal.evals.db)",
+        show_default=False,
+    ),
+]
+
+
+def evaluations_url(eval_db: str | None) -> str:
+    from agentjournal.evals.location import evaluation_url
+
+    return eval_db or evaluation_url(settings.db_url)
+
+
+@contextmanager
+def open_evaluations(eval_db: str | None, *, create: bool = False) -> Iterator[Journal]:
+    """The evaluation journal (--eval-db, or the one beside --db); a command that only reads it
+    fails where there is none, creating nothing."""
+    from agentjournal.journal import JournalNotFoundError
+    from agentjournal.journal.location import redact
+    from agentjournal.journal.urls import open_journal as open_url
+
+    url = evaluations_url(eval_db)
+    try:
+        journal = open_url(url, create=create)
+    except JournalNotFoundError:
+        fail(f"no evaluation journal at {redact(url)} yet: `agentjournal eval replay` writes one (or pass --eval-db)")
+    try:
+        yield journal
+    finally:
+        journal.close()
 
 
 def close_journal() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from agentjournal.cli import (
     agent_commands,  # noqa: F401  (registers commands)
+    eval_commands,  # noqa: F401  (registers commands)
     forensics_commands,  # noqa: F401  (registers commands)
     journal_commands,  # noqa: F401  (registers commands)
     policy_commands,  # noqa: F401  (registers commands)

@@ -11,6 +11,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
@@ -21,7 +22,16 @@ from rich.progress import TaskID
 from rich.text import Text
 
 from agentjournal.cli import output
-from agentjournal.cli.app import app, console, errors, open_journal, progress_bar
+from agentjournal.cli.app import (
+    EvalDbOption,
+    app,
+    console,
+    errors,
+    evaluations_url,
+    open_evaluations,
+    open_journal,
+    progress_bar,
+)
 from agentjournal.cli.output import Col, JsonOption, print_json
 from agentjournal.cli.params import duration, one_of
 from agentjournal.projections.metrics import EVAL_GROUPS, GROUPS, METRICS
@@ -32,7 +42,7 @@ projections_app = typer.Typer(
 app.add_typer(projections_app, name="projections")
 
 if TYPE_CHECKING:
-    from agentjournal.journal import Journal
+    from agentjournal.journal import Journal, RecordedEvent
 
 
 def _time(moment: datetime | None) -> str:
@@ -277,8 +287,9 @@ def search_command(
 def metrics_command(
     *,
     evals: Annotated[
-        bool, typer.Option("--evals", help="The replay deltas of offline evaluations instead (their journal)")
+        bool, typer.Option("--evals", help="The replay deltas of offline evaluations instead (in --eval-db)")
     ] = False,
+    eval_db: EvalDbOption = None,
     by: Annotated[
         str,
         typer.Option(
@@ -327,12 +338,13 @@ def metrics_command(
         raise typer.BadParameter(f"{by!r} is not one of: {', '.join(GROUPS)} (add --evals for {by})", param_hint="--by")
     if evals and plot is not None:
         raise typer.BadParameter("--plot draws the run metrics over time, not the replay deltas", param_hint="--evals")
-    journal = open_journal()
     until = datetime.now(UTC)
     start = until - parse_duration(since)
     if evals:
-        _replay_deltas(journal, by=by, since=start, until=until, window=since, as_json=as_json)
+        with open_evaluations(eval_db) as evaluations:
+            _replay_deltas(evaluations, by=by, since=start, until=until, window=since, as_json=as_json)
         return
+    journal = open_journal()
     _up_to_date(journal, "runs")
     rows = metrics(journal, by=by, since=start, until=until)
     if as_json:
@@ -518,26 +530,54 @@ def agent_metrics_command(
     )
 
 
+def _evaluations_if_any(eval_db: str | None) -> Journal | None:
+    """The evaluation journal, or None where there is none (the replay-delta rule then reads --db)."""
+    from agentjournal.evals import EvaluationError
+    from agentjournal.journal import JournalNotFoundError
+    from agentjournal.journal.urls import open_journal as open_url
+
+    try:
+        return open_url(evaluations_url(eval_db))
+    except (JournalNotFoundError, EvaluationError):
+        return None
+
+
+def _fire_alerts(journal: Journal, eval_db: str | None, catch_up: Callable[[Journal], object]) -> list[RecordedEvent]:
+    """The alert rules into `journal`'s alerts stream; the replay-delta rule reads the evaluation journal
+    when there is one (after `catch_up` brings its evaluations read model up to date)."""
+    from agentjournal.projections.alerts import fire_alerts
+
+    evaluations = _evaluations_if_any(eval_db)
+    try:
+        catch_up(evaluations or journal)
+        return fire_alerts(journal, evaluations=evaluations)
+    finally:
+        if evaluations is not None:
+            evaluations.close()
+
+
 @app.command("alerts")
 def alerts_command(
     check: Annotated[bool, typer.Option("--check", help="Evaluate the rules now and fire new alerts first")] = False,
     limit: Annotated[int, typer.Option(min=1, help="Show at most this many")] = 50,
+    eval_db: EvalDbOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Fired alerts (events on the `alerts` stream): page on 3x policy violations, warn on +30% cost,
-    page on a replay delta of quality below -0.05 (an evaluation's candidate against its baseline).
+    page on a replay delta of quality below -0.05 (an evaluation's candidate against its baseline,
+    read in the evaluation journal, --eval-db).
 
     --json prints one object per fired alert: event_id, version (on the alerts stream), recorded_at
     and the alert's data (rule, severity, dimension, group, value, baseline, message, ...).
 
     Example: agentjournal alerts --check
     """
-    from agentjournal.projections.alerts import fire_alerts, fired_alerts
+    from agentjournal.projections.alerts import fired_alerts
 
     journal = open_journal()
     if check:
-        _up_to_date(journal, "runs", "evaluations")
-        fired = fire_alerts(journal)
+        _up_to_date(journal, "runs")
+        fired = _fire_alerts(journal, eval_db, lambda evaluations: _up_to_date(evaluations, "evaluations"))
         errors.print(f"evaluated the alert rules: {len(fired)} new alert(s)", highlight=False)
     found = fired_alerts(journal, limit=limit)
     if as_json:
@@ -575,6 +615,7 @@ def alerts_command(
 
 @app.command("worker")
 def worker_command(
+    *,
     node: Annotated[str | None, typer.Option(help="This node's name in the lease registry (default host:pid)")] = None,
     ttl: Annotated[float | None, typer.Option(min=0.01, help="Lease time-to-live in seconds (default 15)")] = None,
     projection: Annotated[
@@ -584,6 +625,7 @@ def worker_command(
     alerts_every: Annotated[
         float, typer.Option(min=0, help="Evaluate the alert rules every N seconds (0: never)")
     ] = 60.0,
+    eval_db: EvalDbOption = None,
 ) -> None:
     """Run every projection (and the alert rules) this node can lease, until Ctrl-C or SIGTERM.
 
@@ -593,12 +635,18 @@ def worker_command(
     Example: agentjournal --db postgresql://localhost/agents worker --node node-a
     """
     from agentjournal.messaging.leases import DEFAULT_TTL
-    from agentjournal.projections import PeriodicJob, Worker, builtin_projection, builtin_projections
-    from agentjournal.projections.alerts import fire_alerts
+    from agentjournal.projections import PeriodicJob, Worker, bring_up_to_date, builtin_projection, builtin_projections
 
     journal = open_journal(create=True)
     chosen = [builtin_projection(name) for name in projection] if projection else builtin_projections()
-    jobs = [PeriodicJob("alerts", alerts_every, lambda: fire_alerts(journal))] if alerts_every > 0 else []
+    probe = _evaluations_if_any(eval_db)  # a wrong --eval-db fails now, not at the first alert check
+    if probe is not None:
+        probe.close()
+
+    def alerts() -> object:
+        return _fire_alerts(journal, eval_db, lambda evaluations: bring_up_to_date(evaluations, ["evaluations"]))
+
+    jobs = [PeriodicJob("alerts", alerts_every, alerts)] if alerts_every > 0 else []
     ttl = DEFAULT_TTL if ttl is None else ttl
     worker = Worker(journal, chosen, node=node, ttl=ttl, batch_size=batch_size, jobs=jobs)
     handler = logging.StreamHandler(sys.stderr)

@@ -14,6 +14,8 @@ measured no noise. Each decision is journaled (GateDecided) with every check.
 
 from __future__ import annotations
 
+import difflib
+import html
 import math
 import statistics
 from collections.abc import Sequence
@@ -24,6 +26,7 @@ from xml.etree import ElementTree
 from agentjournal.evals.record import EvaluationRecord, read_evaluation
 from agentjournal.evals.replay import ACTOR, EvaluationError
 from agentjournal.evals.scoring import Metric
+from agentjournal.forensics.timeline import page
 from agentjournal.journal import Journal
 from agentjournal.runs import evaluations as evs
 from agentjournal.runs import new_event
@@ -158,8 +161,75 @@ class GateReport:
         ElementTree.indent(suite)
         return ElementTree.tostring(suite, encoding="unicode", xml_declaration=True) + "\n"
 
+    def to_html(self) -> str:
+        """A standalone page: the checks, then each item's baseline and candidate side by side, diffed."""
+        e = html.escape
+        verdict = "passed" if self.passed else "FAILED"
+        checks = "".join(
+            f"<tr><td>{e(check.name)}</td><td>{_number(check.threshold)}</td><td>{_number(check.value)}</td>"
+            f"<td>{'' if check.bound is None else _number(check.bound)}</td>"
+            f"<td>{'pass' if check.passed else '<strong>FAIL</strong>'}</td><td>{e(check.detail)}</td></tr>"
+            for check in self.checks
+        )
+        offending = {offender.item for check in self.failed for offender in check.items}
+        items = "\n".join(_item_html(item, item.item in offending) for item in self.items)
+        body = (
+            f"<h1>agentjournal eval gate: {e(self.candidate)} {verdict}</h1>\n"
+            f"<p>Evaluation <code>{e(self.evaluation_id)}</code> over dataset <code>{e(self.dataset_version)}</code>, "
+            f"{len(self.items)} items, baseline: {e(self.baseline)}. {e(self.noise)}</p>\n"
+            '<h2>Checks</h2>\n<table class="aj-timeline"><thead><tr><th>check</th><th>threshold</th>'
+            "<th>value</th><th>bound</th><th>result</th><th>detail</th></tr></thead>"
+            f"<tbody>{checks}</tbody></table>\n<h2>Items</h2>\n"
+            "<p>Items that fail a check come first; each shows the recorded baseline against the candidate.</p>\n"
+            + items
+        )
+        return page(f"eval gate: {self.candidate} {verdict}", _DIFF_STYLE + body)
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+_DIFF_STYLE = (
+    "<style>table.diff{font-family:monospace;border-collapse:collapse;margin:.5em 0}"
+    ".diff_header{background:#eee;color:#666;padding:0 .4em}.diff_next{display:none}"
+    ".diff_add{background:#cfc}.diff_chg{background:#ffa}.diff_sub{background:#fcc}"
+    "details{margin:.6em 0}summary{cursor:pointer}</style>\n"
+)
+"""difflib's classes, coloured as a code review shows them (deleted red, added green, changed yellow)."""
+
+
+def _item_html(item: ItemComparison, offending: bool) -> str:
+    e = html.escape
+    metrics = "".join(
+        f"<tr><td>{e(metric)}</td><td>{_number(item.baseline[metric]) if metric in item.baseline else '—'}</td>"
+        f"<td>{_number(item.candidate[metric]) if metric in item.candidate else '—'}</td>"
+        f"<td>{_number(item.spread.get(metric, 0.0))}</td></tr>"
+        for metric in sorted(item.baseline.keys() | item.candidate.keys())
+    )
+    responses = difflib.HtmlDiff(wrapcolumn=70).make_table(
+        (item.baseline_response or "(no answer)").splitlines(),
+        (item.candidate_response or "(no answer)").splitlines(),
+        "baseline (recorded)",
+        "candidate",
+    )
+    moves = "".join(
+        f"<li>{e(direction)}: {e(str(move))}</li>" for direction, found in item.moves.items() for move in found
+    )
+    divergence = (
+        f"<p>First divergence at step {e(str(item.divergence.get('step')))} ({e(str(item.divergence.get('what')))})"
+        f": {e(', '.join(map(str, item.divergence.get('changes') or [])))}</p>"
+        if item.divergence
+        else "<p>The replay followed the recording.</p>"
+    )
+    return (
+        f"<details{' open' if offending else ''}><summary><code>{e(item.item)}</code>"
+        f"{' (fails a check)' if offending else ''}: {e(item.input[:120])}</summary>\n"
+        '<table class="aj-timeline"><thead><tr><th>metric</th><th>baseline</th><th>candidate</th>'
+        f"<th>variance across {item.repeats} replay(s)</th></tr></thead><tbody>{metrics}</tbody></table>\n"
+        f"<p>Tools: baseline {e(' → '.join(item.baseline_tools) or '(none)')}; "
+        f"candidate {e(' → '.join(item.candidate_tools) or '(none)')}.</p>\n"
+        f"{divergence}\n{'<ul>' + moves + '</ul>' if moves else ''}\n{responses}\n</details>"
+    )
 
 
 def _number(value: float) -> str:
@@ -351,7 +421,7 @@ def _delta_check(items: Sequence[ItemComparison], metric: str, threshold: float,
         compared if estimate.bound is not None else None,
         passed,
         f"mean {metric} {estimate.mean:.4g}{unit} against the baseline's {baseline:.4g}{unit}: {compared:+.1%}, "
-        f"{'within' if passed else 'more than'} {threshold:+.0%}",
+        f"{'within' if passed else 'more than'} {threshold * 100:+.4g}%",
         [
             Offender(item.item, f"{item.baseline[metric]:.4g}{unit} → {item.candidate[metric]:.4g}{unit}")
             for item in worse
@@ -398,7 +468,7 @@ def gate(
 ) -> GateReport:
     """Decide the evaluation against `thresholds`; `baseline` is `recorded` or another evaluation's id."""
     if not thresholds.given.keys() - {"policy_direction", "confidence"}:
-        raise EvaluationError("no threshold given: set at least one (e.g. min_quality=0.8)")
+        raise EvaluationError("no threshold given: set at least one (min_quality=0.8, or --min-quality 0.8)")
     record = read_evaluation(journal, evaluation_id)
     other = None if baseline == BASELINE else read_evaluation(journal, baseline)
     if other is not None and other.started.dataset_version != record.started.dataset_version:

@@ -25,7 +25,8 @@ calls), and reads the SDK's message stream for everything else:
   RunAborted. A held call leaves the run waiting.
 
 The hooks fail closed (`on_failure="block"`): a decision that cannot be recorded blocks the tool, and the
-turn then raises agentjournal's error.
+turn then raises agentjournal's error. A read-only call's records are written with the next model
+message; a claim, a hold and a side effect's result before the hook returns.
 """
 
 from __future__ import annotations
@@ -239,7 +240,8 @@ class _Turn:
             why = "permission_denied" if call.call_id in denied else "not_run"
             run.observe_refusal(call.call_id, error_type=why, error=f"the Claude CLI did not run it ({why})")
         if result.stop_reason == "tool_deferred" or result.deferred_tool_use is not None:
-            return  # a held call: the run waits for its reviewer, `resume` continues it
+            run.flush()  # a held call: the run waits for its reviewer, `resume` continues it
+            return
         if result.is_error:
             detail = "; ".join(result.errors or ()) or result.result or result.subtype
             run.abort(f"the Claude session ended with {result.subtype}: {detail}", error_type=result.subtype)

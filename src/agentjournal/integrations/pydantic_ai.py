@@ -31,8 +31,10 @@ recording, and raises `DivergenceError`, saying what changed, at the first reque
 writes nothing.
 
 A failure inside agentjournal (the database unreachable, a policy that cannot be evaluated) fails the
-pydantic-ai run with that error: nothing is buffered, and a tool whose proposal could not be recorded
-does not run.
+pydantic-ai run with that error. The recorder writes a step in one transaction: each reply before
+pydantic-ai gets it (with the previous step's read-only calls), a claim before its tool runs, so a
+side-effecting tool whose claim could not be recorded does not run; a read-only tool's record fails at
+the next reply.
 """
 
 from __future__ import annotations
@@ -443,8 +445,11 @@ class _Session:
 
     def end(self, output: Any) -> None:
         run = self.run
-        if run is None or run.state.finished or isinstance(output, DeferredToolRequests):
-            return  # a deferred output: the run waits for its approvals (or the application's results)
+        if run is None or run.state.finished:
+            return
+        if isinstance(output, DeferredToolRequests):
+            run.flush()  # the run waits for its approvals (or the application's results): all of it is written
+            return
         run.complete(_answer_text(output))
 
     def fail(self, ctx: RunContext[Any], error: BaseException) -> None:

@@ -3,9 +3,22 @@
 A loop you wrote yourself (Claude or OpenAI tool use), or a framework's hooks, tell a RecordedRun
 what happened: a model was asked and answered, a tool was proposed (the policy decides it here),
 a tool returned or failed, the run answered or gave up. Each becomes the contract's events on
-`run-<id>`, appended at the version the recorder last saw, so the forensics, the read models and
-the evaluator read the run as they read the Runtime's. Nothing is buffered: a record that cannot
-be written raises, so a run is never silently incomplete.
+`run-<id>`, so the forensics, the read models and the evaluator read the run as they read the
+Runtime's. The events are folded into the run's state at once (every read through the recorder sees
+them) and written in batches, one append (one transaction) at the version the recorder last wrote,
+as the runtime's driver writes its runs: a loop of read-only calls takes one a step.
+
+Written before their method returns, with everything buffered before them: a model's reply (so the
+loop never acts on an unrecorded answer), the run's start and end, a call held for a human and a
+decision on it, the claim of a call with a side effect (durable before the call runs) and that
+call's result. What a step did with a read-only call (its proposal, the policy's decision, a denial,
+the result) waits for the next of those, usually the model's next reply; in a run of tool calls
+alone (no model call recorded) each call is written once it has its outcome. While a call waits for
+a human every record is written at once, so a decision appended by another process meanwhile is
+taken in first. `flush()`, `refresh()` and leaving `with run:` (by an exception too) write what is
+buffered. A write that fails raises and keeps the events for the next write, so a run is never
+silently incomplete; a process that dies mid-step loses only the read-only calls and denials since
+the last reply, never a reply, a claim, a decision or a side effect's result.
 
     recorder = RunRecorder(journal, policy=policy)
     with recorder.start(agent="refunds", input="Refund ORD-1", model="claude-sonnet-4-5") as run:
@@ -41,7 +54,16 @@ from agentjournal.agents.decider import approval_id_for, arguments_hash
 from agentjournal.agents.models.prices import cost_usd
 from agentjournal.agents.policy import Decision, Policy
 from agentjournal.agents.tools import idempotency_key
-from agentjournal.journal import ConcurrencyError, Journal, JournalError, RecordedEvent, StreamClosedError
+from agentjournal.journal import (
+    ConcurrencyError,
+    DuplicateEventError,
+    InvalidEventError,
+    Journal,
+    JournalError,
+    NewEvent,
+    RecordedEvent,
+    StreamClosedError,
+)
 from agentjournal.journal.context import current_context
 from agentjournal.journal.envelope import canonical_json
 from agentjournal.journal.ids import uuid7
@@ -53,6 +75,10 @@ __all__ = ["RecordedRun", "RecorderError", "ReplaySource", "RunRecorder", "ToolD
 
 _DECISIONS = frozenset({"ToolApproved", "ToolRejected"})
 """What another process may append to a run while its loop goes on: a human deciding a held call."""
+_AT_ONCE = frozenset({"RunStarted", "ModelCalled", "ApprovalRequested", "ToolClaimed", *_DECISIONS, *ev.TERMINAL})
+"""Written before the method recording them returns, with everything buffered before them: the run's start
+and end, a model's reply (before the loop can act on it), and what a human or another process acts on (a
+held call, a decision on it, a claim)."""
 
 _active: contextvars.ContextVar[RecordedRun | None] = contextvars.ContextVar("agentjournal_recorded_run", default=None)
 
@@ -103,7 +129,8 @@ class RunRecorder:
     """Starts and resumes recorded runs on one journal, under one (optional) policy.
 
     `replay` (set by `Replay`) makes it record a re-execution: the client wrappers and `@journaled`
-    tools answer from that recording, and a held call gets the human decision it got then.
+    tools answer from that recording, and a held call gets the human decision it got then. `buffer=False`
+    writes every record before its method returns (one transaction per record).
     """
 
     def __init__(
@@ -113,11 +140,13 @@ class RunRecorder:
         policy: Policy | None = None,
         approval_ttl_s: float | None = 24 * 3600,
         replay: ReplaySource | None = None,
+        buffer: bool = True,
     ):
         self.journal = journal
         self.policy = policy
         self.approval_ttl_s = approval_ttl_s
         self.replay = replay
+        self.buffer = buffer
         self.repository: Repository[RunState] = Repository(journal, RunState)
 
     def start(
@@ -178,7 +207,7 @@ class RunRecorder:
 
 
 class RecordedRun:
-    """One run being recorded. Every method appends its events at once, at the version last seen."""
+    """One run being recorded: its state (with what is buffered), and the events not written yet."""
 
     def __init__(self, recorder: RunRecorder, state: RunState, *, tenant_id: str | None) -> None:
         self.recorder = recorder
@@ -188,6 +217,8 @@ class RecordedRun:
         self.correlation_id: str | None = None
         self._sent = 0
         """How many request messages earlier model calls sent (the rest are new)."""
+        self._pending: list[tuple[ev.RunEvent, NewEvent]] = []
+        """Events folded into the state and not written yet, oldest first."""
         self._token: contextvars.Token[RecordedRun | None] | None = None
         self._spans = tracing.recording_spans(self)  # OpenTelemetry, when a tracer provider is configured
 
@@ -202,14 +233,19 @@ class RecordedRun:
     # ----- writing --------------------------------------------------------------------------------
 
     def record(self, payload: ev.RunEvent, actor: str, caused_by: str | None, *, event_id: str | None = None) -> str:
-        """Append one contract event at the version this recorder last saw; returns its event id."""
+        """Record one contract event (see `record_all`); returns its event id."""
         return self.record_all([(payload, actor, caused_by, event_id or uuid7())])[-1]
 
-    def record_all(self, drafts: Sequence[tuple[ev.RunEvent, str, str | None, str]]) -> list[str]:
-        """Append events that happened together (`(payload, actor, caused by, event id)`, a later one may
-        name an earlier one as its cause) in one transaction, all or none; returns their event ids."""
+    def record_all(
+        self, drafts: Sequence[tuple[ev.RunEvent, str, str | None, str]], *, durable: bool = False
+    ) -> list[str]:
+        """Record events that happened together (`(payload, actor, caused by, event id)`, a later one may
+        name an earlier one as its cause): folded into the state at once, written all or none, now when they
+        must be durable (`durable`, or by their kind: see the module's docstring), else with the step's
+        other events. Returns their event ids."""
         if self.state.finished:
             raise RecorderError(f"run {self.run_id} has already {self.state.status}; nothing more can be recorded")
+        self.journal._check_open()  # a closed journal could never take what is buffered: refused at once
         events = [
             self._spans.stamped(
                 payload,
@@ -224,38 +260,95 @@ class RecordedRun:
             )
             for payload, actor, caused_by, event_id in drafts
         ]
+        state, redact = self.state, self.journal.redact
+        for (payload, *_), event in zip(drafts, events, strict=True):
+            self._pending.append((payload, state.apply_unwritten(event, redact)))
+        if durable or self._must_write(drafts):
+            self.flush()
+        return [event_id for *_, event_id in drafts]
+
+    def _must_write(self, drafts: Sequence[tuple[ev.RunEvent, str, str | None, str]]) -> bool:
+        """Whether what is buffered is written now: at a durable point, while a call waits for a human (whose
+        decision, appended by another process, is then taken in at once), or at the end of a step that no
+        model reply will carry (a run of tool calls alone)."""
+        if not self.recorder.buffer or any(type(payload).__name__ in _AT_ONCE for payload, *_ in drafts):
+            return True
+        state = self.state
+        if any(approval.status == "pending" for approval in state.approvals.values()):
+            return True
+        return state.metrics.model_calls == 0 and not state.open_call_ids
+
+    def flush(self) -> None:
+        """Write what is buffered now, in one append at the version this recorder last wrote. Raises what the
+        journal raises, keeping the events for the next write; RecorderError when another writer moved the
+        run (what was buffered is then dropped, and the state is the run as this recorder last wrote it)."""
+        if not self._pending:
+            return
+        batch = self._pending
+        events = [event for _, event in batch]
         try:
             try:
-                result = self.journal.append(self.stream_id, events, expected_version=self.state.version)
+                self.journal.append(self.stream_id, events, expected_version=self._written)
             except ConcurrencyError:
                 if not self._absorb_decisions():
                     raise
-                result = self.journal.append(self.stream_id, events, expected_version=self.state.version)
+                self.journal.append(self.stream_id, events, expected_version=self._written)
         except ConcurrencyError as exc:
-            raise RecorderError(f"run {self.run_id}: another writer moved it ({exc}); resume it to go on") from None
+            self._rewind()
+            raise RecorderError(
+                f"run {self.run_id}: another writer moved it ({exc}); not written: {_names(events)}; resume it to go on"
+            ) from None
         except StreamClosedError:
-            raise RecorderError(f"run {self.run_id} has already finished; nothing more can be recorded") from None
-        for stored in result.events:
-            self.state.apply(stored)
-        for payload, *_ in drafts:
+            self._rewind()
+            raise RecorderError(
+                f"run {self.run_id} has already finished; nothing more can be recorded (not written: {_names(events)})"
+            ) from None
+        except (InvalidEventError, DuplicateEventError) as exc:  # never writable: dropped, not kept
+            self._rewind()
+            exc.add_note(f"run {self.run_id}: not written: {_names(events)}; the run stays as last written")
+            raise
+        self._pending = []
+        for payload, _ in batch:
             self._spans.recorded(payload)
-        return [stored.event_id for stored in result.events]
+
+    @property
+    def _written(self) -> int:
+        """The run's version in the journal, as this recorder last wrote or read it."""
+        return self.state.version - len(self._pending)
 
     def refresh(self) -> RunState:
-        """Catch up with what other processes appended to the run (a human's decision); returns the state."""
+        """Write what is buffered, then catch up with what other processes appended to the run (a human's
+        decision); returns the state."""
+        self.flush()
         for stored in self.journal.read_stream(self.stream_id, self.state.version + 1):
             self.state.apply(stored)
         return self.state
 
     def _absorb_decisions(self) -> bool:
-        """After a version conflict: take in what others appended if it is only human decisions (then the
-        record still fits the run, and is appended after them); False when another writer moved the run."""
-        newer = self.journal.read_stream(self.stream_id, self.state.version + 1)
+        """After a version conflict: take in what others appended if it is only human decisions (then what is
+        buffered still fits the run, and is appended after them); False when another writer moved the run."""
+        written = self._written
+        newer = self.journal.read_stream(self.stream_id, written + 1)
         if not newer or any(event.type not in _DECISIONS for event in newer):
             return False
+        state = self._stored_state(written)
         for stored in newer:
-            self.state.apply(stored)
+            state.apply(stored)
+        for _, event in self._pending:  # already redacted
+            state.apply_unwritten(event)
+        self.state = state
         return True
+
+    def _rewind(self) -> None:
+        """Drop what is buffered: the state becomes the run as this recorder last wrote it."""
+        written = self._written
+        self._pending = []
+        self.state = self._stored_state(written)
+
+    def _stored_state(self, version: int) -> RunState:
+        if version == 0:
+            return RunState(self.stream_id)
+        return self.recorder.repository.load_at_version(self.stream_id, version)
 
     # ----- what happened --------------------------------------------------------------------------
 
@@ -466,7 +559,8 @@ class RecordedRun:
     ) -> str:
         """A tool returned `output`, or failed with `error` (`error_type`: the exception's class name)."""
         call = self._call(call_id)
-        caused_by = call.claim.event_id if call.claim is not None else (call.decided_id or call.proposed_id)
+        claimed = call.claim is not None  # what a side effect did is written at once, as its claim was
+        caused_by = call.claim.event_id if claimed else (call.decided_id or call.proposed_id)
         attempt = call.attempts + 1
         if error is None:
             as_sent = _in_its_own_order(output)
@@ -482,7 +576,7 @@ class RecordedRun:
             executed = uuid7()
             observed = ev.ObservationCaptured(tool=call.tool, call_id=call_id, ok=True)
             drafts = [(done, "tool_executor", caused_by, executed), (observed, "orchestrator", executed, uuid7())]
-            return self.record_all(drafts)[-1]
+            return self.record_all(drafts, durable=claimed)[-1]
         kind = error_type or "error"
         failed = ev.ToolFailed(
             tool=call.tool,
@@ -496,7 +590,8 @@ class RecordedRun:
         failed_id = uuid7()
         told = ev.ObservationCaptured(tool=call.tool, call_id=call_id, ok=False, error_type=kind, error=error)
         return self.record_all(
-            [(failed, "tool_executor", caused_by, failed_id), (told, "orchestrator", failed_id, uuid7())]
+            [(failed, "tool_executor", caused_by, failed_id), (told, "orchestrator", failed_id, uuid7())],
+            durable=claimed,
         )[-1]
 
     def handoff(self, to_agent: str, reason: str = "", *, call_id: str | None = None) -> str:
@@ -540,19 +635,28 @@ class RecordedRun:
         return self
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
+        """The block ended: what is buffered is written; an exception also ends the run with RunAborted."""
         if self._token is not None:
             _active.reset(self._token)
             self._token = None
-        if error is not None and not self.state.finished and isinstance(error, Exception):
-            try:
+        try:
+            if error is not None and not self.state.finished and isinstance(error, Exception):
                 self.abort(f"the loop failed: {type(error).__name__}: {error}", error_type=type(error).__name__)
-            except Exception as failed:  # the journal is down too: the loop's own error is the one to see
-                error.add_note(f"run {self.run_id} could not be recorded as aborted: {type(failed).__name__}: {failed}")
-        self._spans.exit(error)
+            else:
+                self.flush()
+        except Exception as failed:
+            if error is None:
+                raise
+            # the journal is down too: the loop's own error is the one to see
+            what = "as aborted" if isinstance(error, Exception) else "(its buffered events)"
+            error.add_note(f"run {self.run_id} could not be recorded {what}: {type(failed).__name__}: {failed}")
+        finally:
+            self._spans.exit(error)
 
     @contextmanager
     def active(self) -> Iterator[RecordedRun]:
-        """This run as `current_run()` inside the block, without ending it when the block ends."""
+        """This run as `current_run()` inside the block, without ending it when the block ends (what is
+        buffered goes with the run's next write; `flush()` writes it now)."""
         token = _active.set(self)
         try:
             yield self
@@ -583,6 +687,10 @@ class RecordedRun:
             if message.role == "assistant":
                 return message.event_id
         return self.state.last_event_id
+
+
+def _names(events: Sequence[NewEvent]) -> str:
+    return ", ".join(event.type for event in events)
 
 
 def _in_its_own_order(output: Any) -> str | None:

@@ -8,6 +8,7 @@ verification live here, once.
 from __future__ import annotations
 
 import math
+import re
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -59,6 +60,8 @@ from agentjournal.journal.registry import EventRegistry
 
 Build = Callable[[int, str], list[RecordedEvent]]
 """Turns (current version, last hash) into the batch's envelopes, inside the write transaction."""
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+"""An event id already in the form it is stored in (uuid7() makes them so): kept without parsing it."""
 
 
 class EventIdTaken(AgentJournalError):
@@ -383,6 +386,8 @@ class Journal(ABC):
     def _event_id(given: str | None, where: object) -> str:
         if given is None:
             return uuid7()
+        if isinstance(given, str) and _CANONICAL_UUID.fullmatch(given):
+            return given
         try:
             return str(uuid.UUID(str(given)))
         except ValueError:
@@ -788,12 +793,25 @@ class Journal(ABC):
 
 
 def _has_non_finite(value: Any) -> bool:
-    if isinstance(value, float):
-        return not math.isfinite(value)
-    if isinstance(value, dict):
-        return any(_has_non_finite(item) for item in value.values())
-    if isinstance(value, list | tuple):
-        return any(_has_non_finite(item) for item in value)
+    """A NaN or an infinity anywhere in `value`: walked without recursion, the JSON types checked by their exact
+    type first (this runs for every payload that holds a null)."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        kind = type(item)
+        if kind is dict:
+            pending.extend(item.values())
+        elif kind is list or kind is tuple:
+            pending.extend(item)
+        elif kind is str or kind is int or kind is bool or item is None:
+            continue
+        elif isinstance(item, float):
+            if not math.isfinite(item):
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item.values())
+        elif isinstance(item, list | tuple):
+            pending.extend(item)
     return False
 
 

@@ -5,7 +5,8 @@
 - warn when the cost per successful run of the last day is more than 30% above the day before;
 - page when an evaluation scored in the last day has a replay delta of quality below -0.05
   (its candidate scored worse than the recorded baseline on the same items): block the
-  deployment. This one reads the evaluations read model, so it fires in the evaluation journal.
+  deployment. This one reads the evaluations read model of the evaluation journal (the
+  `evaluations` argument); its alert is appended with the others.
 
 Each fired alert is appended as `AlertFired` to the `alerts` stream, so it is journaled,
 explainable and replayable like everything else. Its event id is derived from its `key`: the
@@ -56,8 +57,15 @@ class Alert:
     """What it fires at most once for: rule, dimension, group and UTC day (or rule and evaluation)."""
 
 
-def evaluate(journal: Journal, *, now: datetime | None = None, rules: AlertRules | None = None) -> list[Alert]:
-    """The alerts that hold at `now` (nothing is written)."""
+def evaluate(
+    journal: Journal,
+    *,
+    now: datetime | None = None,
+    rules: AlertRules | None = None,
+    evaluations: Journal | None = None,
+) -> list[Alert]:
+    """The alerts that hold at `now` (nothing is written); the replay delta is read in `evaluations`
+    (the evaluation journal; default: `journal` itself)."""
     rules = rules or AlertRules()
     now = now or datetime.now(UTC)
     if now.tzinfo is None:
@@ -123,7 +131,7 @@ def evaluate(journal: Journal, *, now: datetime | None = None, rules: AlertRules
                         key=f"cost_per_successful_run/{dimension}/{group}/{today_utc}",
                     )
                 )
-    return found + _replay_quality(journal, now - day, now, rules.replay_quality_drop)
+    return found + _replay_quality(evaluations or journal, now - day, now, rules.replay_quality_drop)
 
 
 def _replay_quality(journal: Journal, since: datetime, until: datetime, drop: float) -> list[Alert]:
@@ -158,12 +166,16 @@ def _by_group(journal: Journal, dimension: str, since: datetime, until: datetime
 
 
 def fire_alerts(
-    journal: Journal, *, now: datetime | None = None, rules: AlertRules | None = None
+    journal: Journal,
+    *,
+    now: datetime | None = None,
+    rules: AlertRules | None = None,
+    evaluations: Journal | None = None,
 ) -> list[RecordedEvent]:
-    """Evaluate the rules and append each new alert to the `alerts` stream; returns the new events."""
+    """Evaluate the rules and append each new alert to `journal`'s `alerts` stream; returns the new events."""
     now = now or datetime.now(UTC)
     fired = []
-    for alert in evaluate(journal, now=now, rules=rules):
+    for alert in evaluate(journal, now=now, rules=rules, evaluations=evaluations):
         event = NewEvent(
             ALERT_FIRED,
             {

@@ -120,22 +120,25 @@ class EvaluationsProjection(Projection):
         decoded = list(_decode(events))
         if not decoded:
             return
-        evaluations = _load_evaluations(tx, sorted({evaluation for evaluation, _, _ in decoded}))
-        new_items = {(evaluation, p.item) for evaluation, _, p in decoded if isinstance(p, evs.EvaluationItem)}
+        evaluations, ids = _load_evaluations(tx, decoded)
+        new_items = {(event.stream_id, p.item) for event, p in decoded if isinstance(p, evs.EvaluationItem)}
         wanted: dict[str, set[str]] = {}
-        for evaluation, _, payload in decoded:
+        for event, payload in decoded:
+            evaluation = ids.get(event.stream_id)
             if (
-                isinstance(payload, evs.ItemReplayed | evs.ScoreRecorded)
-                and (evaluation, payload.item) not in new_items
+                evaluation is not None
+                and isinstance(payload, evs.ItemReplayed | evs.ScoreRecorded)
+                and (event.stream_id, payload.item) not in new_items
             ):
                 wanted.setdefault(evaluation, set()).add(payload.item)
         items = _load_items(tx, wanted)
         scores: dict[tuple[str, str], ItemScores] = {}
         changed_evaluations: set[str] = set()
         changed_items: set[tuple[str, str]] = set()
-        for evaluation, event, payload in decoded:
+        for event, payload in decoded:
             at = event.recorded_at.timestamp()
             if isinstance(payload, evs.EvaluationStarted):
+                evaluation = payload.evaluation_id
                 evaluations[evaluation] = {
                     "evaluation_id": evaluation,
                     "candidate": _text(payload.candidate),
@@ -147,11 +150,12 @@ class EvaluationsProjection(Projection):
                 }
                 changed_evaluations.add(evaluation)
                 continue
-            if evaluation not in evaluations:
+            found = ids.get(event.stream_id)
+            if found is None:
                 continue  # not an evaluation (its stream does not start with EvaluationStarted)
-            key = (evaluation, payload.item)
+            key = (found, payload.item)
             if isinstance(payload, evs.EvaluationItem):
-                items[key] = _new_item(evaluation, payload)
+                items[key] = _new_item(found, payload)
                 scores[key] = ItemScores()
                 changed_items.add(key)
                 continue
@@ -165,8 +169,8 @@ class EvaluationsProjection(Projection):
                     scores[key] = ItemScores.from_json(row["scores"])
                 scores[key].add(payload)
                 row["scored_at"] = at
-                evaluations[evaluation]["scored_at"] = at
-                changed_evaluations.add(evaluation)
+                evaluations[found]["scored_at"] = at
+                changed_evaluations.add(found)
             changed_items.add(key)
         for key, folded in scores.items():
             _derive(items[key], folded)
@@ -184,26 +188,43 @@ class EvaluationsProjection(Projection):
         )
 
 
-def _decode(events: Iterable[RecordedEvent]) -> Iterable[tuple[str, RecordedEvent, Payload]]:
-    """(evaluation id, event, payload) of each evaluation event that fits its schema."""
+def _decode(events: Iterable[RecordedEvent]) -> Iterable[tuple[RecordedEvent, Payload]]:
+    """(event, payload) of each evaluation event that fits its schema; EvaluationStarted only as a stream's first."""
     for event in events:
         if not event.stream_id.startswith(evs.EVALUATION_PREFIX):
             continue
         decoder = _DECODERS.get(event.type)
-        if decoder is None:
+        if decoder is None or (decoder is evs.EvaluationStarted) != (event.version == 1):
             continue
         try:
             payload = decoder.model_validate(event.data)
         except ValidationError:
             continue
-        yield event.stream_id.removeprefix(evs.EVALUATION_PREFIX), event, payload
+        yield event, payload
 
 
-def _load_evaluations(tx: Tx, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+def _load_evaluations(
+    tx: Tx, decoded: Sequence[tuple[RecordedEvent, Payload]]
+) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+    """The batch's evaluations already in the read model, and each evaluation stream's evaluation id.
+
+    The id is the one EvaluationStarted gives, which is not always the stream's name minus
+    `eval-` (`evaluation_stream` keeps an id that already starts with it), so a stream whose
+    start was applied in an earlier batch is looked up under both.
+    """
+    ids = {event.stream_id: p.evaluation_id for event, p in decoded if isinstance(p, evs.EvaluationStarted)}
+    earlier = sorted({event.stream_id for event, _ in decoded} - ids.keys())
+    names = {stream: (stream.removeprefix(evs.EVALUATION_PREFIX), stream) for stream in earlier}
     rows = tx.select_in(
-        f"SELECT {', '.join(EVALUATION_COLUMNS)} FROM aj_rm_evaluations WHERE evaluation_id IN ({{}})", ids
+        f"SELECT {', '.join(EVALUATION_COLUMNS)} FROM aj_rm_evaluations WHERE evaluation_id IN ({{}})",
+        sorted({name for pair in names.values() for name in pair}),
     )
-    return {row[0]: dict(zip(EVALUATION_COLUMNS, row, strict=True)) for row in rows}
+    found = {row[0]: dict(zip(EVALUATION_COLUMNS, row, strict=True)) for row in rows}
+    for stream, pair in names.items():
+        known = next((name for name in pair if name in found), None)
+        if known is not None:
+            ids[stream] = known
+    return found, ids
 
 
 def _load_items(tx: Tx, wanted: dict[str, set[str]], chunk: int = 500) -> dict[tuple[str, str], dict[str, Any]]:

@@ -371,6 +371,7 @@ def new_event(
     correlation_id: str | None = None,
     causation_id: str | None = None,
     event_id: str | None = None,
+    traceparent: str | None = None,
 ) -> NewEvent:
     """A contract event ready to append: its type, schema version, and the closing flag of terminal events."""
     kind = type(payload).__name__
@@ -383,6 +384,7 @@ def new_event(
         tenant_id=tenant_id,
         correlation_id=correlation_id,
         causation_id=causation_id,
+        traceparent=traceparent,
         closes_stream=kind in TERMINAL,
     )
 

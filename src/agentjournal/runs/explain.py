@@ -28,7 +28,8 @@ def _money(value: float) -> str:
 
 def _run_started(e: ev.RunStarted) -> tuple[str, str]:
     who = f"user {e.user_id}" if e.user_id else "the user"
-    return f"Run started: {e.agent} v{e.agent_version} on {e.model}", f"{who} said: {brief(e.input, 100)}"
+    on = f" on {e.model}" if e.model else ""  # a run of tool calls alone (an MCP server's) names no model
+    return f"Run started: {e.agent} v{e.agent_version}{on}", f"{who} said: {brief(e.input, 100)}"
 
 
 def _memory_recalled(e: ev.MemoryRecalled) -> tuple[str, str]:

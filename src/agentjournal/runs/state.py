@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal
 
-from agentjournal.journal import RecordedEvent
+from agentjournal.journal import NewEvent, RecordedEvent
 from agentjournal.journal.envelope import canonical_json
 from agentjournal.model import Aggregate
 from agentjournal.runs.events import run_id_of, upcast
@@ -266,6 +266,40 @@ class RunState(Aggregate):
         return refs
 
     # ----- folding -----------------------------------------------------------------------
+
+    def apply_unwritten(
+        self, event: NewEvent, redact: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+    ) -> NewEvent:
+        """Fold an event before it is appended, as the journal will store it at the next version, and return
+        it as it is to be appended. A writer that batches its appends (the runtime's driver, the recorder)
+        reads its own writes this way; `redact` is the journal's, so the state holds what the journal will."""
+        data = event.data if isinstance(event.data, dict) else event.data.model_dump(mode="json")
+        if redact is not None:
+            data = redact(data)
+        if data is not event.data:
+            event = replace(event, data=data)
+        self.apply(
+            RecordedEvent(
+                event_id=str(event.event_id),
+                stream_id=self.stream_id,
+                version=self.version + 1,
+                position=0,
+                type=event.type,
+                schema_version=event.schema_version or 1,
+                recorded_at=datetime.now(UTC),
+                actor=event.actor,
+                tenant_id=event.tenant_id,
+                correlation_id=event.correlation_id,
+                causation_id=event.causation_id,
+                traceparent=event.traceparent,
+                data_json=b"",
+                metadata_json=b"{}",
+                prev_hash="",
+                hash="",
+                data=data,
+            )
+        )
+        return event
 
     def when(self, event: RecordedEvent) -> None:
         event = upcast(event)

@@ -82,7 +82,7 @@ def decide(saver: JournalSaver, request: Any) -> ToolDecision:
     """The policy's decision about the request's call, recorded in the thread's open run (once per call)."""
     policy = saver.policy
     if policy is None:
-        raise ValueError("saver.guard needs a policy: JournalSaver(journal, policy=Policy.from_file(...))")
+        raise ValueError("saver.guard needs a policy: JournalSaver(journal, policy=Policy.load(...))")
     if not saver.runs:
         raise ValueError("saver.guard records decisions in the graph's run: JournalSaver(journal, runs=True)")
     call = request.tool_call

@@ -97,7 +97,8 @@ class RunView:
         self.model = model
         self.policy = policy
         self.tenant_id = tenant_id
-        self.recorder = RunRecorder(journal)
+        # every run event is written at once: the view checks the stream's version against its own
+        self.recorder = RunRecorder(journal, buffer=False)
         self.run: RecordedRun | None = None
         self.recorded: set[str] = set()
         """Ids of the AI messages the open run recorded as model calls (content keys for those without one)."""
@@ -245,7 +246,7 @@ class RunView:
         self._identified.clear()
         # RunStarted pins the policy the guard enforces; the view's own recorder decides nothing (a call a
         # ToolNode runs without the guard is recorded, not judged).
-        self.run = RunRecorder(self.journal, policy=self.policy).start(
+        self.run = RunRecorder(self.journal, policy=self.policy, buffer=False).start(
             agent=self.agent,
             model=self.model,
             input=self._input(record),

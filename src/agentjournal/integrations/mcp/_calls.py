@@ -2,9 +2,11 @@
 
 Shared by the client wrapper (the call goes to a server over a session) and the server middleware
 (the call goes to the tool function): `execute(run, call_id, arguments)` is what actually calls the
-tool, and it is awaited only once the call's proposal and decision (and its claim, when it takes one)
-are recorded. Everything is written through the run's `RecordedRun` (so its spans, its replay and the
-human decisions it picks up apply), on a worker thread: the event loop never waits for the journal.
+tool. A call to a tool not marked read-only is claimed first, which writes its proposal, decision and
+claim before it is sent; a read-only call's proposal and decision are written with its result (the
+recorder buffers them until the next write), so it costs one write. Everything is written through
+the run's `RecordedRun` (so its spans, its replay and the human decisions it picks up apply), on a
+worker thread: the event loop never waits for the journal.
 A call takes two trips to that thread, one before it is sent and one after, one at a time per run
 (parallel calls in one run cannot race its version). On replay nothing is sent: the call is answered
 with the result the recording has.
@@ -24,7 +26,7 @@ from typing import Any, Literal, TypeVar
 
 import anyio
 import anyio.to_thread
-from mcp.types import CallToolResult, TextContent
+from mcp.types import CallToolResult, TextContent, Tool
 from pydantic import BaseModel
 
 from agentjournal.agents.decider import arguments_hash
@@ -132,6 +134,12 @@ async def offload(run: RecordedRun, record: Callable[..., T], *args: Any, **kwar
             return record(*args, **kwargs)
 
     return await anyio.to_thread.run_sync(locked)
+
+
+def read_only(tool: Tool | None) -> bool:
+    """Whether the server says so (`readOnlyHint`); a call to any other tool is claimed before it is sent,
+    so the journal holds the call (proposed, allowed, claimed) before the tool can act."""
+    return tool is not None and tool.annotations is not None and tool.annotations.read_only_hint is True
 
 
 # ----- results ----------------------------------------------------------------------------------

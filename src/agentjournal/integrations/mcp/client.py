@@ -35,6 +35,7 @@ from agentjournal.integrations.mcp._calls import (
     one_call_run,
     open_call,
     proceed,
+    read_only,
     resume_one_call,
     resume_step,
 )
@@ -142,8 +143,7 @@ class JournaledSession(Generic[S]):
         return listed
 
     def _read_only(self, name: str) -> bool:
-        tool = self._tools.get(name)
-        return tool is not None and tool.annotations is not None and tool.annotations.read_only_hint is True
+        return read_only(self._tools.get(name))
 
     # ----- helpers -----------------------------------------------------------------------------------
 

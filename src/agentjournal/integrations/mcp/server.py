@@ -37,6 +37,7 @@ from agentjournal.integrations.mcp._calls import (
     Withheld,
     error_result,
     one_call_run,
+    read_only,
     resume_one_call,
 )
 from agentjournal.integrations.recorder import RecordedRun, RunRecorder
@@ -95,7 +96,9 @@ class JournalMiddleware:
             approval_id = meta.get(APPROVAL_META_KEY)
             if approval_id is not None:
                 return await self._resume(approval_id, name, arguments, execute)
-            spec = OneCall(self.recorder, self.agent, user_id=self._user(ctx), tools=await self._specs(name))
+            tool = await self._tool(name)
+            specs = () if tool is None else (_spec(tool),)
+            spec = OneCall(self.recorder, self.agent, user_id=self._user(ctx), tools=specs)
             link = meta.get(RUN_META_KEY)
             link = link if isinstance(link, Mapping) else {}
             correlation_id, cause = link.get("correlation_id"), link.get("event_id")
@@ -103,7 +106,8 @@ class JournalMiddleware:
                 correlation_id=correlation_id if isinstance(correlation_id, str) else None,
                 causation_id=cause if isinstance(cause, str) else None,
             ):
-                result: HandlerResult = await one_call_run(spec, name, arguments, execute, claim=False, hint=_hint)
+                claim = not read_only(tool)  # written and claimed before the tool can act
+                result: HandlerResult = await one_call_run(spec, name, arguments, execute, claim=claim, hint=_hint)
                 return result
         except ResultNotRecorded as exc:
             logger.error("%s", exc)
@@ -140,13 +144,15 @@ class JournalMiddleware:
             return None
         return token.subject or token.client_id
 
-    async def _specs(self, name: str) -> tuple[dict[str, Any], ...]:
+    async def _tool(self, name: str) -> Tool | None:
         if self.tools is None:
-            return ()
-        for tool in await self.tools():
-            if tool.name == name:
-                return ({"name": tool.name, "description": tool.description or "", "parameters": tool.input_schema},)
-        return ()
+            return None
+        return next((tool for tool in await self.tools() if tool.name == name), None)
+
+
+def _spec(tool: Tool) -> dict[str, Any]:
+    """The called tool's schema, pinned in its run's RunStarted."""
+    return {"name": tool.name, "description": tool.description or "", "parameters": tool.input_schema}
 
 
 def journal_server(

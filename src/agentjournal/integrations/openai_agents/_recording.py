@@ -34,7 +34,7 @@ from agentjournal.integrations.openai_agents._common import (
 )
 from agentjournal.integrations.openai_agents._request import RequestHasher, tool_specs
 from agentjournal.integrations.recorder import RecordedRun, RecorderError
-from agentjournal.journal import ConcurrencyError, NewEvent, RecordedEvent, StreamClosedError
+from agentjournal.journal import ConcurrencyError, NewEvent, StreamClosedError
 from agentjournal.journal.ids import uuid7
 from agentjournal.journal.location import redact
 from agentjournal.runs import RunState, ToolCall, new_event, tracing
@@ -149,31 +149,8 @@ class Recording:
         state = self.state
         if state.finished:
             raise RecorderError(f"run {self.run_id} has already {state.status}; nothing more can be recorded")
-        now = datetime.now(UTC)
         for payload, draft in drafts:
-            event = self.spans.stamped(payload, draft)
-            data = event.data if isinstance(event.data, dict) else event.data.model_dump(mode="json")
-            state.apply(
-                RecordedEvent(
-                    event_id=str(event.event_id),
-                    stream_id=state.stream_id,
-                    version=state.version + 1,
-                    position=0,
-                    type=event.type,
-                    schema_version=event.schema_version or 1,
-                    recorded_at=now,
-                    actor=event.actor,
-                    tenant_id=event.tenant_id,
-                    correlation_id=event.correlation_id,
-                    causation_id=event.causation_id,
-                    traceparent=event.traceparent,
-                    data_json=b"",
-                    metadata_json=b"{}",
-                    prev_hash="",
-                    hash="",
-                    data=data,
-                )
-            )
+            event = state.apply_unwritten(self.spans.stamped(payload, draft))
             self._pending.append((payload, event))
 
     def flush(self) -> None:
