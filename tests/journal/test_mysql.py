@@ -8,7 +8,7 @@ import pymysql
 import pytest
 
 from agentjournal import Journal, JournalConnectionError, NewEvent
-from agentjournal.journal import UnsupportedURLError
+from agentjournal.journal import JournalNotFoundError, UnsupportedURLError
 from agentjournal.journal.backends.sql import SQLJournal
 from agentjournal.journal.urls import connect
 from agentjournal.testing.conformance import JournalConformance
@@ -39,8 +39,8 @@ def test_an_unknown_database_and_bad_credentials_are_named() -> None:
     from agentjournal.testing import databases
 
     base = databases.MYSQL_URL.rsplit("/", 1)[0]
-    with pytest.raises(JournalConnectionError, match=r"MySQL/MariaDB at .*:\d+: \(1049\) Unknown database"):
-        Journal.open(f"{base}/aj_no_such_database")
+    with pytest.raises(JournalNotFoundError, match=r"no journal at .*: the server has no database `aj_no_such_d"):
+        Journal.open(f"{base}/aj_no_such_database", create=True)  # a database is not created: the user makes it
     host = base.split("@", 1)[1]
     with pytest.raises(JournalConnectionError, match=r"MySQL/MariaDB at .*:\d+: \(\d+\) Access denied"):
         Journal.open(f"mysql://aj_nobody:wrong@{host}/test")

@@ -18,6 +18,7 @@ import pytest
 from typer.testing import Result
 
 from agentjournal.evals import Assertion, Dataset, Subject, Thresholds, gate, score_evaluation_sync
+from agentjournal.evals.location import evaluation_url
 from agentjournal.journal import Journal
 from agentjournal.projections import ProjectionError, ProjectionRunner
 from agentjournal.projections.alerts import AlertRules, fire_alerts, fired_alerts
@@ -282,9 +283,11 @@ def test_the_replay_quality_alert_pages_once_per_evaluation_that_got_worse(journ
 
 @pytest.fixture
 def evals_url(tmp_path: Path, dataset: Dataset) -> tuple[str, dict[str, str]]:
-    """An evaluation journal with the four candidates, its read models never run."""
-    url = f"sqlite:///{tmp_path / 'evals.db'}"
-    with Journal.open(url, create=True) as journal:
+    """A production journal and, beside it, an evaluation journal with the four candidates,
+    its read models never run: the commands are given the production URL."""
+    url = f"sqlite:///{tmp_path / 'journal.db'}"
+    Journal.open(url, create=True).close()
+    with Journal.open(evaluation_url(url), create=True) as journal:
         return url, _four(journal, dataset)
 
 
@@ -313,7 +316,7 @@ def test_metrics_evals_as_json_and_as_a_table(invoke: Invoke, evals_url: tuple[s
         "policy_looser",
         "policy_regressions",
     }
-    with Journal.open(url) as journal:
+    with Journal.open(evaluation_url(url)) as journal:
         for evaluation in ids.values():
             [drop] = gate(journal, evaluation, Thresholds(max_quality_drop=0.05)).checks
             assert rows[evaluation]["quality_delta"] == pytest.approx(-drop.value)
@@ -343,11 +346,17 @@ def test_metrics_evals_fits_80_columns(
     assert all(evaluation in table.stdout for evaluation in ids.values())  # the group is a key: shown whole
 
 
-def test_metrics_evals_with_no_evaluation_says_what_to_run(invoke: Invoke, sqlite_url: str) -> None:
-    shown = invoke(sqlite_url, "metrics", "--evals")
+def test_metrics_evals_with_no_evaluation_says_what_to_run(invoke: Invoke, sqlite_url: str, tmp_path: Path) -> None:
+    missing = invoke(sqlite_url, "metrics", "--evals")
+    assert missing.exit_code == 1, missing.output
+    assert f"no evaluation journal at {evaluation_url(sqlite_url)} yet: `agentjournal eval replay`" in missing.output
+    assert not Path(evaluation_url(sqlite_url).removeprefix("sqlite:///")).exists()  # a read creates nothing
+    empty = f"sqlite:///{tmp_path / 'empty.evals.db'}"
+    Journal.open(empty, create=True).close()
+    shown = invoke(sqlite_url, "metrics", "--evals", "--eval-db", empty)
     assert shown.exit_code == 0, shown.output
     assert "no evaluation was scored in this window: agentjournal eval score" in shown.output
-    assert invoke(sqlite_url, "metrics", "--evals", "--json").stdout == ""
+    assert invoke(sqlite_url, "metrics", "--evals", "--eval-db", empty, "--json").stdout == ""
 
 
 @pytest.mark.parametrize(

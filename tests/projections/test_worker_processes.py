@@ -101,6 +101,13 @@ def owners(journal: Journal) -> dict[str, str]:
     }
 
 
+def _database_then_processes(request: pytest.FixtureRequest, backend: str) -> tuple[str, Processes]:
+    """The backend's database, then the processes: fixtures are torn down in reverse, so every
+    process is killed before the database is dropped (a frozen one would hold its locks)."""
+    url = str(request.getfixturevalue(f"{backend}_url"))
+    return url, request.getfixturevalue("processes")
+
+
 def test_a_worker_killed_mid_batch_resumes_exactly_once(sql_journal_url: str, processes: Processes) -> None:
     with Journal.open(sql_journal_url) as journal:
         append_runs(journal, synthetic_runs(400, seed=11))
@@ -126,9 +133,9 @@ def test_a_worker_killed_mid_batch_resumes_exactly_once(sql_journal_url: str, pr
 
 @pytest.mark.parametrize("backend", ["postgres", "mysql"])
 def test_two_workers_share_the_projections_and_one_takes_over_when_the_other_dies(
-    backend: str, request: pytest.FixtureRequest, processes: Processes
+    backend: str, request: pytest.FixtureRequest
 ) -> None:
-    url = str(request.getfixturevalue(f"{backend}_url"))
+    url, processes = _database_then_processes(request, backend)
     everything = len(builtin_projections())
     with Journal.open(url) as journal:
         append_runs(journal, synthetic_runs(50, seed=12))
@@ -170,9 +177,9 @@ def test_two_workers_share_the_projections_and_one_takes_over_when_the_other_die
 
 @pytest.mark.parametrize("backend", ["postgres", "mysql"])
 def test_a_frozen_worker_loses_its_lease_and_its_write_is_refused(
-    backend: str, request: pytest.FixtureRequest, processes: Processes, tmp_path: Path
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
-    url = str(request.getfixturevalue(f"{backend}_url"))
+    url, processes = _database_then_processes(request, backend)
     marker = tmp_path / "in-batch"
     with Journal.open(url) as journal:
         append_runs(journal, synthetic_runs(60, seed=14))

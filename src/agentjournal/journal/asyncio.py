@@ -8,7 +8,7 @@ backends are thread-safe (pooled or per-thread connections), so calls may overla
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any
@@ -42,6 +42,11 @@ class AsyncJournal:
         self, stream_id: str, events: Sequence[NewEvent] | NewEvent, expected_version: ExpectedVersion = ANY
     ) -> AppendResult:
         return await asyncio.to_thread(self.sync.append, stream_id, events, expected_version)
+
+    async def append_streams(
+        self, writes: Mapping[str, tuple[Sequence[NewEvent] | NewEvent, ExpectedVersion]]
+    ) -> dict[str, AppendResult]:
+        return await asyncio.to_thread(self.sync.append_streams, writes)
 
     async def read_stream(
         self,

@@ -1,7 +1,7 @@
 """The Journal interface and every decision that needs no I/O, shared by all backends.
 
-A backend only executes: it stores a prepared batch atomically (`_write`) and fetches
-rows. Validation, context stamping, hashing, idempotent retries, upcasting and
+A backend only executes: it stores prepared batches of one or several streams atomically
+(`_write_many`) and fetches rows. Validation, context stamping, hashing, idempotent retries, upcasting and
 verification live here, once.
 """
 
@@ -11,7 +11,7 @@ import math
 import re
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -60,6 +60,17 @@ from agentjournal.journal.registry import EventRegistry
 
 Build = Callable[[int, str], list[RecordedEvent]]
 """Turns (current version, last hash) into the batch's envelopes, inside the write transaction."""
+
+
+@dataclass(frozen=True, slots=True)
+class StreamWrite:
+    """One stream's part of a write: what it expects and how to build its batch on its head."""
+
+    stream_id: str
+    expected: ExpectedVersion
+    build: Build
+
+
 _CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 """An event id already in the form it is stored in (uuid7() makes them so): kept without parsing it."""
 
@@ -245,28 +256,63 @@ class Journal(ABC):
         expected_version: ExpectedVersion = ANY,
     ) -> AppendResult:
         """Append a batch atomically; all of it is stored or none of it."""
+        return self.append_streams({stream_id: (events, expected_version)})[stream_id]
+
+    def append_streams(
+        self, writes: Mapping[str, tuple[Sequence[NewEvent] | NewEvent, ExpectedVersion]]
+    ) -> dict[str, AppendResult]:
+        """Append to several streams in one transaction: every batch is stored or none is.
+
+        `writes` maps each stream to `(events, expected_version)`; each stream's version is
+        checked as `append` checks it, and one conflict (a stale expected version, a closed
+        stream, a taken event id) stores nothing anywhere. The events get consecutive positions
+        in the order given, so a reader sees the whole write or nothing of it. Retrying the same
+        write is recognised as `append` recognises a retry (every result `already_appended`).
+        """
         self._check_open()
-        check_identifier(stream_id, "stream id", MAX_STREAM_ID_LENGTH)
-        batch = [events] if isinstance(events, NewEvent) else list(events)
-        if not batch:
-            raise InvalidEventError(f"stream {stream_id!r}: nothing to append (the batch is empty)")
-        if expected_version != ANY and (
-            not isinstance(expected_version, int) or isinstance(expected_version, bool) or expected_version < 0
-        ):
-            raise InvalidEventError(
-                f"stream {stream_id!r}: expected_version must be a version >= 0 or 'any', got {expected_version!r}"
-            )
-        pending = self._prepare(stream_id, batch)
+        if not isinstance(writes, Mapping) or not writes:
+            raise InvalidEventError(f"append_streams needs {{stream_id: (events, expected_version)}}, got {writes!r}")
+        prepared: dict[str, tuple[ExpectedVersion, list[_Pending]]] = {}
+        seen: dict[str, str] = {}
+        for stream_id, write in writes.items():
+            check_identifier(stream_id, "stream id", MAX_STREAM_ID_LENGTH)
+            if not isinstance(write, tuple) or len(write) != 2:
+                raise InvalidEventError(f"stream {stream_id!r}: expected (events, expected_version), got {write!r}")
+            events, expected_version = write
+            batch = [events] if isinstance(events, NewEvent) else list(events)
+            if not batch:
+                raise InvalidEventError(f"stream {stream_id!r}: nothing to append (the batch is empty)")
+            if expected_version != ANY and (
+                not isinstance(expected_version, int) or isinstance(expected_version, bool) or expected_version < 0
+            ):
+                raise InvalidEventError(
+                    f"stream {stream_id!r}: expected_version must be a version >= 0 or 'any', got {expected_version!r}"
+                )
+            pending = self._prepare(stream_id, batch)
+            for item in pending:
+                if item.event_id in seen:
+                    raise InvalidEventError(
+                        f"event id {item.event_id} appears in the batches of both {seen[item.event_id]!r} "
+                        f"and {stream_id!r}"
+                    )
+                seen[item.event_id] = stream_id
+            prepared[stream_id] = (expected_version, pending)
         try:
-            stored = self._write(stream_id, expected_version, self._builder(stream_id, pending))
+            stored = self._write_many(
+                [
+                    StreamWrite(stream, expected, self._builder(stream, pending))
+                    for stream, (expected, pending) in prepared.items()
+                ]
+            )
         except (ConcurrencyError, EventIdTaken, StreamClosedError) as conflict:
-            retry = self._find_retry(stream_id, pending)
-            if retry is not None:
-                return retry
+            retries = {stream: self._find_retry(stream, pending) for stream, (_, pending) in prepared.items()}
+            if all(retry is not None for retry in retries.values()):
+                return {stream: retry for stream, retry in retries.items() if retry is not None}
             if isinstance(conflict, EventIdTaken):
-                raise DuplicateEventError(pending[0].event_id, "an event id of this batch is already stored") from None
+                first = next(iter(prepared.values()))[1][0].event_id
+                raise DuplicateEventError(first, "an event id of this batch is already stored") from None
             raise
-        return AppendResult(stream_id, stored)
+        return {stream: AppendResult(stream, batch) for stream, batch in zip(prepared, stored, strict=True)}
 
     def _prepare(self, stream_id: str, batch: list[NewEvent]) -> list[_Pending]:
         context = current_context()
@@ -761,13 +807,19 @@ class Journal(ABC):
 
     # ----- what a backend implements ------------------------------------------------------
 
-    @abstractmethod
     def _write(self, stream_id: str, expected: ExpectedVersion, build: Build) -> list[RecordedEvent]:
-        """Atomically: check `expected` against the stream, build the batch, give it positions
-        that follow every committed position, and store it. Raises ConcurrencyError on a version
-        clash, EventIdTaken on an event id clash and StreamClosedError when the stream is closed
-        (whatever `expected` says), storing nothing. When the batch's last event closes the
-        stream (`closes_stream`; no other event of a batch can), the stream head records it."""
+        """One stream's batch, stored as `_write_many` stores several."""
+        return self._write_many([StreamWrite(stream_id, expected, build)])[0]
+
+    @abstractmethod
+    def _write_many(self, writes: Sequence[StreamWrite]) -> list[list[RecordedEvent]]:
+        """Atomically, in one transaction: for each write, check its `expected` against its stream
+        and build its batch on the stream's head; give the batches positions that follow every
+        committed position, in the order given; store them all. Raises ConcurrencyError on a
+        version clash, EventIdTaken on an event id clash and StreamClosedError when a stream is
+        closed (whatever `expected` says), storing nothing of any write. When a batch's last
+        event closes its stream (`closes_stream`; no other event of a batch can), the stream
+        head records it. Returns the stored batches in the order of `writes`."""
 
     @abstractmethod
     def _fetch_stream(

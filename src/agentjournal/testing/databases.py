@@ -37,6 +37,10 @@ def unique_name(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex[:12]}"
 
 
+DROP_LOCK_TIMEOUT = 60
+"""Seconds a drop waits for a lock that a process a test left behind (frozen, say) still holds."""
+
+
 @contextmanager
 def postgres_schema(base_url: str = POSTGRES_URL) -> Iterator[str]:
     """A journal URL on a new, empty schema of the test database; the schema is dropped after."""
@@ -47,6 +51,7 @@ def postgres_schema(base_url: str = POSTGRES_URL) -> Iterator[str]:
         yield f"{base_url}?schema={schema}"
     finally:
         with psycopg.connect(base_url, autocommit=True) as conn:
+            conn.execute(f"SET lock_timeout = '{DROP_LOCK_TIMEOUT}s'")  # a leftover lock fails the drop, not hangs it
             conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
@@ -67,6 +72,7 @@ def mysql_database(base_url: str = MYSQL_URL) -> Iterator[str]:
         yield f"{parts.scheme}://{parts.netloc}/{name}"
     finally:
         with conn.cursor() as cursor:
+            cursor.execute(f"SET SESSION lock_wait_timeout = {DROP_LOCK_TIMEOUT}")
             cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
         conn.close()
 

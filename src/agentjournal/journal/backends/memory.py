@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import bisect
 import threading
+from collections.abc import Sequence
 from datetime import datetime
 
-from agentjournal.journal.base import Build, EventIdTaken, Journal, ReadFilter
-from agentjournal.journal.envelope import GENESIS_HASH, ExpectedVersion, RecordedEvent, StreamInfo
+from agentjournal.journal.base import EventIdTaken, Journal, ReadFilter, StreamWrite
+from agentjournal.journal.envelope import GENESIS_HASH, RecordedEvent, StreamInfo
 from agentjournal.journal.errors import StreamClosedError
 
 
@@ -24,24 +25,31 @@ class MemoryJournal(Journal):
         self._created: dict[str, datetime] = {}
         self._ids: dict[str, RecordedEvent] = {}
 
-    def _write(self, stream_id: str, expected: ExpectedVersion, build: Build) -> list[RecordedEvent]:
+    def _write_many(self, writes: Sequence[StreamWrite]) -> list[list[RecordedEvent]]:
         with self._lock:
-            stream = self._streams.get(stream_id, [])
-            if stream and stream[-1].closes_stream:  # before the version check: retrying cannot help
-                raise StreamClosedError(stream_id, stream[-1].version, stream[-1].type)
-            self._check_expected(stream_id, expected, len(stream))
-            batch = build(len(stream), stream[-1].hash if stream else GENESIS_HASH)
-            if any(event.event_id in self._ids for event in batch):
-                raise EventIdTaken
-            for offset, event in enumerate(batch, start=1):
-                event.position = len(self._events) + offset
+            batches = []
+            for write in writes:  # everything is checked and built before anything is stored
+                stream = self._streams.get(write.stream_id, [])
+                if stream and stream[-1].closes_stream:  # before the version check: retrying cannot help
+                    raise StreamClosedError(write.stream_id, stream[-1].version, stream[-1].type)
+                self._check_expected(write.stream_id, write.expected, len(stream))
+                batch = write.build(len(stream), stream[-1].hash if stream else GENESIS_HASH)
+                if any(event.event_id in self._ids for event in batch):
+                    raise EventIdTaken
+                batches.append(batch)
+            position = len(self._events)
+            for batch in batches:
+                for event in batch:
+                    position += 1
+                    event.position = position
             if self._before_commit:
                 self._before_commit()
-            self._events.extend(batch)
-            self._streams.setdefault(stream_id, []).extend(batch)
-            self._created.setdefault(stream_id, batch[0].recorded_at)
-            self._ids.update((event.event_id, event) for event in batch)
-            return batch
+            for batch in batches:
+                self._events.extend(batch)
+                self._streams.setdefault(batch[0].stream_id, []).extend(batch)
+                self._created.setdefault(batch[0].stream_id, batch[0].recorded_at)
+                self._ids.update((event.event_id, event) for event in batch)
+            return batches
 
     def _fetch_stream(
         self, stream_id: str, from_version: int, to_version: int | None, backwards: bool, limit: int | None

@@ -38,8 +38,13 @@ from agentjournal.journal.backends.sql import (
 )
 from agentjournal.journal.dialect import MySQLDialect
 from agentjournal.journal.envelope import RecordedEvent
-from agentjournal.journal.errors import InvalidEventError, JournalConnectionError, UnsupportedURLError
-from agentjournal.journal.location import Location
+from agentjournal.journal.errors import (
+    InvalidEventError,
+    JournalConnectionError,
+    JournalNotFoundError,
+    UnsupportedURLError,
+)
+from agentjournal.journal.location import Location, redact
 
 _DUPLICATE_KEY = 1062
 _SIGNALED = 1644
@@ -107,10 +112,13 @@ class MySQLJournal(SQLJournal):
                     f"cannot reach MySQL/MariaDB at {self._where}: no greeting within {self.connect_timeout:g} s "
                     f"(connect_timeout={self.connect_timeout:g}); is a MySQL/MariaDB server listening there?"
                 ) from None
-            hint = f"; create it first (CREATE DATABASE `{self.database}`)" if code == 1049 else ""
-            raise JournalConnectionError(
-                f"cannot reach MySQL/MariaDB at {self._where}: ({code}) {message}{hint}"
-            ) from None
+            if code == 1049:  # the server is there, the database is not: no journal, and none is created
+                raise JournalNotFoundError(
+                    f"no journal at {redact(self.url)}: the server has no database `{self.database}`; "
+                    f"create it first (CREATE DATABASE `{self.database}`)",
+                    self.url,
+                ) from None
+            raise JournalConnectionError(f"cannot reach MySQL/MariaDB at {self._where}: ({code}) {message}") from None
         conn._read_timeout = self.read_timeout  # PyMySQL has no public setter; every later read uses it
         return conn
 
@@ -177,32 +185,37 @@ class MySQLJournal(SQLJournal):
             return None
         return "event_id" if "aj_events_event_id" in str(error.args[1]) else "version"
 
-    def _insert(self, stream_id: str, batch: list[RecordedEvent]) -> None:
+    def _insert_many(self, batches: list[list[RecordedEvent]]) -> None:
+        """One transaction: the position counter moved once for every event, then the rows and each
+        stream's head, sent as few packets of statements as fit."""
         with self._connection() as conn:
             escape = conn.escape
+            events = [event for batch in batches for event in batch]
             rows = [
                 "(@aj_base + {}, {})".format(
                     offset, ",".join(escape(value) for value in event_row(event, _naive(event.recorded_at))[1:])
                 )
-                for offset, event in enumerate(batch, start=1)
+                for offset, event in enumerate(events, start=1)
             ]
-            last = batch[-1]
-            head = ",".join(
-                escape(value)
-                for value in (
-                    stream_id,
-                    last.version,
-                    last.hash,
-                    _naive(last.recorded_at),
-                    _naive(last.recorded_at),
-                    closing_version(batch),
+            heads = [
+                ",".join(
+                    escape(value)
+                    for value in (
+                        batch[-1].stream_id,
+                        batch[-1].version,
+                        batch[-1].hash,
+                        _naive(batch[-1].recorded_at),
+                        _naive(batch[-1].recorded_at),
+                        closing_version(batch),
+                    )
                 )
-            )
+                for batch in batches
+            ]
             statements = [
                 "BEGIN",
-                f"UPDATE aj_head SET position = (@aj_base := position) + {len(batch)} WHERE id = 1",
+                f"UPDATE aj_head SET position = (@aj_base := position) + {len(events)} WHERE id = 1",
                 *(f"INSERT INTO aj_events ({COLUMNS}) VALUES {chunk}" for chunk in self._chunks(rows, conn)),
-                _SAVE_HEAD.format(head),
+                *(_SAVE_HEAD.format(head) for head in heads),
                 "SELECT @aj_base",
             ]
             if self._before_commit is None:
@@ -224,7 +237,7 @@ class MySQLJournal(SQLJournal):
                 raise
             finally:
                 cursor.close()
-        for offset, event in enumerate(batch, start=1):
+        for offset, event in enumerate(events, start=1):
             event.position = base + offset
 
     def _packet_limit(self, conn: pymysql.connections.Connection) -> int:

@@ -82,6 +82,33 @@ SELECT base, pg_notify(%(channel)s, (base + %(count)s)::text) FROM head
 """
 
 
+def _append_params(batch: list[RecordedEvent], channel: str) -> dict[str, Any]:
+    last = batch[-1]
+    return {
+        "count": len(batch),
+        "stream_id": last.stream_id,
+        "event_ids": [event.event_id for event in batch],
+        "versions": [event.version for event in batch],
+        "types": [event.type for event in batch],
+        "schema_versions": [event.schema_version for event in batch],
+        "recorded_ats": [event.recorded_at for event in batch],
+        "actors": [event.actor for event in batch],
+        "tenant_ids": [event.tenant_id for event in batch],
+        "correlation_ids": [event.correlation_id for event in batch],
+        "causation_ids": [event.causation_id for event in batch],
+        "traceparents": [event.traceparent for event in batch],
+        "datas": [text(event.data_json) for event in batch],
+        "metadatas": [text(event.metadata_json) for event in batch],
+        "prev_hashes": [event.prev_hash for event in batch],
+        "hashes": [event.hash for event in batch],
+        "last_version": last.version,
+        "last_hash": last.hash,
+        "updated_at": last.recorded_at,
+        "closed_at_version": closing_version(batch),
+        "channel": channel,
+    }
+
+
 class PostgresJournal(SQLJournal):
     backend_name = "postgres"
     dialect = "postgres"
@@ -189,40 +216,23 @@ class PostgresJournal(SQLJournal):
             return None
         return "event_id" if error.diag.constraint_name == "aj_events_event_id_key" else "version"
 
-    def _insert(self, stream_id: str, batch: list[RecordedEvent]) -> None:
-        last = batch[-1]
-        params = {
-            "count": len(batch),
-            "stream_id": stream_id,
-            "event_ids": [event.event_id for event in batch],
-            "versions": [event.version for event in batch],
-            "types": [event.type for event in batch],
-            "schema_versions": [event.schema_version for event in batch],
-            "recorded_ats": [event.recorded_at for event in batch],
-            "actors": [event.actor for event in batch],
-            "tenant_ids": [event.tenant_id for event in batch],
-            "correlation_ids": [event.correlation_id for event in batch],
-            "causation_ids": [event.causation_id for event in batch],
-            "traceparents": [event.traceparent for event in batch],
-            "datas": [text(event.data_json) for event in batch],
-            "metadatas": [text(event.metadata_json) for event in batch],
-            "prev_hashes": [event.prev_hash for event in batch],
-            "hashes": [event.hash for event in batch],
-            "last_version": last.version,
-            "last_hash": last.hash,
-            "updated_at": last.recorded_at,
-            "closed_at_version": closing_version(batch),
-            "channel": self.notify_channel,
-        }
+    def _insert_many(self, batches: list[list[RecordedEvent]]) -> None:
+        """One `_APPEND` per stream; several in one transaction, which holds the position counter's row
+        from the first to COMMIT, so the batches' positions are consecutive and commit in order."""
         with self._connection() as conn:
-            if self._before_commit is None:
-                (base, _) = conn.execute(_APPEND, params).fetchone()  # type: ignore[misc]
+            if len(batches) == 1 and self._before_commit is None:  # one statement: its own transaction
+                bases = [conn.execute(_APPEND, _append_params(batches[0], self.notify_channel)).fetchone()[0]]  # type: ignore[index]
             else:
                 with conn.transaction():
-                    (base, _) = conn.execute(_APPEND, params).fetchone()  # type: ignore[misc]
-                    self._before_commit()
-        for offset, event in enumerate(batch, start=1):
-            event.position = base + offset
+                    bases = [
+                        conn.execute(_APPEND, _append_params(batch, self.notify_channel)).fetchone()[0]  # type: ignore[index]
+                        for batch in batches
+                    ]
+                    if self._before_commit is not None:
+                        self._before_commit()
+        for base, batch in zip(bases, batches, strict=True):
+            for offset, event in enumerate(batch, start=1):
+                event.position = base + offset
 
     def _time_value(self, value: Any) -> datetime:
         return value.astimezone(UTC)  # type: ignore[no-any-return]

@@ -15,9 +15,9 @@ from datetime import datetime
 from importlib import resources
 from typing import Any
 
-from agentjournal.journal.base import Build, EventIdTaken, Journal, ReadFilter
+from agentjournal.journal.base import EventIdTaken, Journal, ReadFilter, StreamWrite
 from agentjournal.journal.dialect import Dialect
-from agentjournal.journal.envelope import ANY, GENESIS_HASH, ExpectedVersion, RecordedEvent, StreamInfo
+from agentjournal.journal.envelope import ANY, GENESIS_HASH, RecordedEvent, StreamInfo
 from agentjournal.journal.errors import ConcurrencyError, JournalError, MigrationError
 from agentjournal.journal.location import FIRST_MIGRATION, Location
 
@@ -122,13 +122,15 @@ class SQLJournal(Journal):
 
     # ----- writing: optimistic, for the servers (SQLite overrides it with its write lock) ----
 
-    def _write(self, stream_id: str, expected: ExpectedVersion, build: Build) -> list[RecordedEvent]:
-        """Build on the stream head as last seen, without a lock, and let the unique
+    def _write_many(self, writes: Sequence[StreamWrite]) -> list[list[RecordedEvent]]:
+        """Build each batch on its stream head as last seen, without a lock, and let the unique
         (stream_id, version) refuse the insert if another writer got there first.
 
-        The head is the one this process last wrote when that is what the caller expects
-        (saving a round trip), else it is read. A stale head is harmless: events are immutable,
-        so the only thing it can cause is that refusal, after which the head is read again.
+        A head is the one this process last wrote when that is what the caller expects (saving
+        a round trip), else it is read. A stale head is harmless: events are immutable, so the
+        only thing it can cause is that refusal, after which the heads are read again. The
+        batches of one write are inserted in one transaction (`_insert_many`), so a refusal of
+        any of them stores none.
 
         Closed streams: the database refuses them, not this code (a head read here that says
         closed only refuses sooner). The closing event and its stream head's closed_at_version
@@ -139,42 +141,53 @@ class SQLJournal(Journal):
         closer for the same version N is refused by the unique (stream_id, version) key, reads
         the head again, and finds the stream closed. No lock beyond the insert's own is needed.
         """
-        known = self._heads.get(stream_id)
+        known = {write.stream_id: self._heads.get(write.stream_id) for write in writes}
         while True:
-            if expected == 0:
-                current, last_hash = 0, GENESIS_HASH
-            elif known is not None and expected in (ANY, known[0]):
-                current, last_hash = known
-            else:
-                current, last_hash, closed_at = self._stream_head(stream_id)
-                if closed_at is not None:
-                    raise self._stream_closed(stream_id, closed_at)
-            known = None
-            self._check_expected(stream_id, expected, current)
-            batch = build(current, last_hash)
+            batches = []
+            for write in writes:
+                head = known.get(write.stream_id)
+                if write.expected == 0:
+                    current, last_hash = 0, GENESIS_HASH
+                elif head is not None and write.expected in (ANY, head[0]):
+                    current, last_hash = head
+                else:
+                    current, last_hash, closed_at = self._stream_head(write.stream_id)
+                    if closed_at is not None:
+                        raise self._stream_closed(write.stream_id, closed_at)
+                self._check_expected(write.stream_id, write.expected, current)
+                batches.append(write.build(current, last_hash))
+            known = {}
             try:
-                self._insert(stream_id, batch)
+                self._insert_many(batches)
             except Exception as error:
                 clash = self._clash(error)
                 if clash is None:
                     raise
-                self._heads.forget(stream_id)
-                if clash == "closed":
-                    raise self._stream_closed(stream_id) from None
+                for write in writes:
+                    self._heads.forget(write.stream_id)
                 if clash == "event_id":
                     raise EventIdTaken from None
-                if expected == ANY:
-                    continue  # another writer took this version first; build on top of it
-                version, _, closed_at = self._stream_head(stream_id)
-                if closed_at is not None:  # it was closed meanwhile: say so, since retrying cannot help
-                    raise self._stream_closed(stream_id, closed_at) from None
-                raise ConcurrencyError(stream_id, expected, version) from None
-            self._heads.remember(stream_id, batch[-1].version, batch[-1].hash)
-            return batch
+                self._refused(writes, closed=clash == "closed")
+                continue  # only writes that expect ANY were overtaken: build on top of the new heads
+            for batch in batches:
+                self._heads.remember(batch[0].stream_id, batch[-1].version, batch[-1].hash)
+            return batches
 
-    def _insert(self, stream_id: str, batch: list[RecordedEvent]) -> None:
-        """Store the batch in one transaction behind the position counter; set each position."""
-        raise NotImplementedError(f"{type(self).__name__} writes with its own _write")
+    def _refused(self, writes: Sequence[StreamWrite], *, closed: bool) -> None:
+        """After a version or closed-stream refusal: raise for the stream that cannot take its batch now
+        (closed meanwhile, or past the version it expects); return when retrying can succeed."""
+        for write in writes:
+            version, _, closed_at = self._stream_head(write.stream_id)
+            if closed_at is not None:  # closed meanwhile: say so, since retrying cannot help
+                raise self._stream_closed(write.stream_id, closed_at) from None
+            if write.expected not in (ANY, version):
+                raise ConcurrencyError(write.stream_id, write.expected, version) from None
+        if closed:  # the trigger refused a stream its head does not show closed: report the first one
+            raise self._stream_closed(writes[0].stream_id) from None
+
+    def _insert_many(self, batches: list[list[RecordedEvent]]) -> None:
+        """Store the batches in one transaction behind the position counter; set each position."""
+        raise NotImplementedError(f"{type(self).__name__} writes with its own _write_many")
 
     def _clash(self, error: Exception) -> str | None:
         """ "event_id" or "version" when `error` is that unique key refusing an insert, "closed" when

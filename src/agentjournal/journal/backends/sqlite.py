@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,9 +18,9 @@ from typing import Any
 from urllib.parse import quote
 
 from agentjournal.journal.backends.sql import CLOSED_STREAM_MESSAGE, COLUMNS, SQLJournal, closing_version, event_row
-from agentjournal.journal.base import Build, EventIdTaken
+from agentjournal.journal.base import EventIdTaken, StreamWrite
 from agentjournal.journal.dialect import SQLiteDialect
-from agentjournal.journal.envelope import GENESIS_HASH, ExpectedVersion, RecordedEvent, format_time
+from agentjournal.journal.envelope import GENESIS_HASH, RecordedEvent, format_time
 from agentjournal.journal.errors import (
     DamagedDatabaseError,
     JournalConnectionError,
@@ -168,29 +168,34 @@ class SQLiteJournal(SQLJournal):
             finally:
                 cursor.close()
 
-    def _write(self, stream_id: str, expected: ExpectedVersion, build: Build) -> list[RecordedEvent]:
+    def _write_many(self, writes: Sequence[StreamWrite]) -> list[list[RecordedEvent]]:
         with self._connection() as conn:
             conn.execute("BEGIN IMMEDIATE")
+            stream_id = writes[0].stream_id  # the one a trigger's refusal is about, as far as we know
             try:
-                row = conn.execute(
-                    "SELECT version, last_hash, closed_at_version FROM aj_streams WHERE stream_id = ?", (stream_id,)
-                ).fetchone()
-                current, last_hash, closed_at = row or (0, GENESIS_HASH, None)
-                if closed_at is not None:  # read under the write lock: the trigger would refuse it anyway
-                    raise self._stream_closed(stream_id, closed_at)
-                self._check_expected(stream_id, expected, current)
-                batch = build(current, last_hash)
+                batches = []
                 position = conn.execute("SELECT coalesce(max(position), 0) FROM aj_events").fetchone()[0]
-                rows = []
-                for event in batch:
-                    position += 1
-                    event.position = position
-                    rows.append(event_row(event, format_time(event.recorded_at)))
-                conn.executemany(_INSERT, rows)
-                now = format_time(batch[-1].recorded_at)
-                conn.execute(
-                    _SAVE_HEAD, (stream_id, batch[-1].version, batch[-1].hash, now, now, closing_version(batch))
-                )
+                for write in writes:
+                    stream_id = write.stream_id
+                    row = conn.execute(
+                        "SELECT version, last_hash, closed_at_version FROM aj_streams WHERE stream_id = ?", (stream_id,)
+                    ).fetchone()
+                    current, last_hash, closed_at = row or (0, GENESIS_HASH, None)
+                    if closed_at is not None:  # read under the write lock: the trigger would refuse it anyway
+                        raise self._stream_closed(stream_id, closed_at)
+                    self._check_expected(stream_id, write.expected, current)
+                    batch = write.build(current, last_hash)
+                    rows = []
+                    for event in batch:
+                        position += 1
+                        event.position = position
+                        rows.append(event_row(event, format_time(event.recorded_at)))
+                    conn.executemany(_INSERT, rows)
+                    now = format_time(batch[-1].recorded_at)
+                    conn.execute(
+                        _SAVE_HEAD, (stream_id, batch[-1].version, batch[-1].hash, now, now, closing_version(batch))
+                    )
+                    batches.append(batch)
                 if self._before_commit:
                     self._before_commit()
                 conn.execute("COMMIT")
@@ -204,7 +209,7 @@ class SQLiteJournal(SQLJournal):
             except BaseException:
                 _rollback(conn)
                 raise
-        return batch
+        return batches
 
     def _time_param(self, moment: datetime) -> str:
         return format_time(moment)

@@ -18,6 +18,7 @@ from .async_api import AsyncConformance
 from .closing import ClosingConformance
 from .imports import ImportConformance
 from .integrity import IntegrityConformance
+from .multistream import MultiStreamConformance
 from .opening import OpeningConformance
 from .ordering import OrderingConformance
 from .reads import ReadConformance
@@ -31,6 +32,7 @@ __all__ = ["JournalConformance"]
 class JournalConformance(
     ReadConformance,
     WriteConformance,
+    MultiStreamConformance,
     OrderingConformance,
     IntegrityConformance,
     ImportConformance,
