@@ -9,8 +9,10 @@ under CI=true and skips (saying why) elsewhere.
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from typer.testing import CliRunner, Result
@@ -81,6 +83,26 @@ def empty_mysql_url() -> Iterator[str]:
 @pytest.fixture
 def mysql_url(empty_mysql_url: str) -> str:
     return _created(empty_mysql_url)
+
+
+NATS_URL = os.environ.get("AGENTJOURNAL_TEST_NATS", "nats://127.0.0.1:4222")
+
+
+@pytest.fixture
+def nats_url() -> str:
+    """The NATS JetStream server of the machine (`.ci/run` starts it); tests make their own streams."""
+    parts = urlsplit(NATS_URL)
+    try:
+        socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 4222), timeout=2).close()
+    except OSError as exc:
+        reason = (
+            f"NATS at {parts.hostname}:{parts.port} is not reachable ({exc}); start it with: "
+            "nats-server -js -a 127.0.0.1 -p 4222"
+        )
+        if IN_CI:
+            pytest.fail(f"CI=true and {reason}", pytrace=False)
+        pytest.skip(reason)
+    return NATS_URL
 
 
 @pytest.fixture(params=["sqlite", "postgres", "mysql"])

@@ -18,6 +18,7 @@ from typer.testing import Result
 
 from agentjournal.agents import Agent, RunOptions, Runtime, ScriptedModel
 from agentjournal.agents.demo import run_demo
+from agentjournal.agents.demo_sagas import SAGAS, book_demo_input
 from agentjournal.agents.models import ModelResponse, ToolCall
 from agentjournal.cli import main  # noqa: F401  (registers every command module)
 from agentjournal.cli.app import app
@@ -32,7 +33,16 @@ from agentjournal.evals import (
 )
 from agentjournal.forensics import invariants, regrade
 from agentjournal.journal import Journal, NewEvent, RecordedEvent
-from agentjournal.messaging import LeaseRegistry
+from agentjournal.messaging import (
+    Backoff,
+    HandlerTransport,
+    LeaseRegistry,
+    Message,
+    Relay,
+    SagaRunner,
+    append_with_outbox,
+    failures,
+)
 from agentjournal.projections import ProjectionRunner, builtin_projections
 from agentjournal.projections.base import Projection, Tx
 from agentjournal.testing.synthetic import SYNTHETIC_POLICY, TOOLS, append_runs, synthetic_runs
@@ -40,6 +50,7 @@ from agentjournal.testing.synthetic import SYNTHETIC_POLICY, TOOLS, append_runs,
 INVARIANT = "agentjournal.agents.demo:refunds_within_40_usd"
 """An invariant over a run that the synthetic runs' large refunds break."""
 LEASE_OWNER = "worker-node-in-eu-west-1b-0001"
+OUTBOX_RELAY = "crm-and-calendar-relay"
 Invoke = Callable[..., Result]
 
 
@@ -65,6 +76,10 @@ class Sample:
     """The example project's candidates file (examples/eval-gate)."""
     evaluation_id: str
     """prompt-v42's evaluation: replayed, scored and gated."""
+    dead_letter_id: str
+    """The dispatch id of the outbox relay's one dead letter (a destination it has no handler for)."""
+    saga_id: str
+    """The demo's book-demo saga that found the slot taken and rolled back (another one completed)."""
 
 
 class Poison(Projection):
@@ -117,6 +132,21 @@ def build(url: str, folder: Path) -> Sample:
                 )
             ],
         )
+        sagas = SagaRunner(journal, SAGAS)
+        sagas.start("book-demo", book_demo_input("lead-456"), saga_id="book-demo-lead-456")
+        rolled_back = sagas.start("book-demo", book_demo_input("lead-457"), saga_id="book-demo-lead-457")
+        assert rolled_back.status == "compensated"
+        for order, destination in (("1", "crm"), ("2", "calendar.book")):
+            append_with_outbox(
+                journal,
+                f"order-{order}",
+                [NewEvent("OrderPlaced", {"order": order})],
+                expected_version=0,
+                messages=[Message(destination, "BookDemo", {"order": order})],
+            )
+        relay = Relay(OUTBOX_RELAY, HandlerTransport({"crm": lambda dispatch: None}), backoff=Backoff(max_attempts=1))
+        relay.runner(journal).catch_up()
+        [dead_letter] = failures(journal)  # no handler for calendar.book
         for projection in [*builtin_projections(), Poison()]:
             ProjectionRunner(journal, projection, max_attempts=1, retry_delay=0.0).catch_up()
         assert LeaseRegistry(journal).acquire("projection:poison", LEASE_OWNER) is not None
@@ -140,6 +170,8 @@ def build(url: str, folder: Path) -> Sample:
         dataset=folder / "runs.jsonl",
         candidates=folder / "eval" / "candidates.yaml",
         evaluation_id=evaluation_id,
+        dead_letter_id=dead_letter.dispatch.dispatch_id,
+        saga_id=rolled_back.saga_id,
     )
 
 

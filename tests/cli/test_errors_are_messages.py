@@ -43,6 +43,8 @@ ANY_VALUE_FITS: dict[tuple[str, str], str] = {
     ("runs cancel", "reason"): "free text, recorded",
     ("runs cancel", "by"): "free text, recorded",
     ("worker", "node"): "any name; a node is what it calls itself",
+    ("sagas retry", "by"): "free text, recorded",
+    ("sagas retry", "reason"): "free text, recorded",
 }
 
 
@@ -224,7 +226,35 @@ def wrong_arguments(s: Sample) -> list[tuple[str, str, tuple[str, ...]]]:
         ("metrics", "eval_db", ("--evals", "--eval-db", "nosuchscheme://x")),
         ("alerts", "eval_db", ("--check", "--eval-db", "nosuchscheme://x")),
         ("worker", "eval_db", ("--eval-db", "nosuchscheme://x")),
+        ("worker", "messaging", ("-m", "agentjournal.nothing:relays")),
+        ("worker", "messaging", ("-m", "agentjournal.agents.demo:DEMO_PRICE")),
+        ("worker", "sagas", ("--sagas", "agentjournal.nothing:SAGAS")),
+        ("worker", "sagas_every", ("--sagas", "agentjournal.agents.demo_sagas:SAGAS", "--sagas-every", "0")),
+        ("outbox status", "relay", ("--relay", "nobody")),
+        ("outbox status", "as_json", ("--relay", "nobody", "--json")),
+        ("outbox retry", "dispatch_ids", ("6b2f4f8e-0000-4000-8000-000000000000",)),
+        ("outbox retry", "relay", ("--relay", "nobody")),
         *_wrong_eval_arguments(s),
+        *_wrong_saga_arguments(s),
+    ]
+
+
+def _wrong_saga_arguments(s: Sample) -> list[tuple[str, str, tuple[str, ...]]]:
+    """The saga commands: the sample's sagas are the demo's, one completed and one rolled back."""
+    sagas = ("--sagas", "agentjournal.agents.demo_sagas:SAGAS")
+    return [
+        ("sagas list", "status", ("--status", "stuck")),
+        ("sagas list", "as_json", ("--json", "--status", "stuck")),
+        ("sagas show", "saga_id", ("nope",)),
+        ("sagas show", "as_json", ("nope", "--json")),
+        ("sagas resume", "saga_ids", ("nope", *sagas)),
+        ("sagas resume", "sagas", ("--sagas", "not-a-path")),
+        ("sagas resume", "sagas", ("--sagas", "agentjournal.nothing:SAGAS")),
+        ("sagas resume", "sagas", ("--sagas", "agentjournal.agents.demo_sagas:SLOT")),
+        ("sagas retry", "saga_id", ("nope", *sagas)),
+        ("sagas retry", "saga_id", (s.saga_id, *sagas)),  # rolled back cleanly: nothing to repair
+        ("sagas retry", "saga_id", ("book-demo-lead-456", *sagas)),  # completed
+        ("sagas retry", "sagas", (s.saga_id, "--sagas", "agentjournal.agents.demo:agents")),
     ]
 
 

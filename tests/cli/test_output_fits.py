@@ -25,7 +25,7 @@ from agentjournal.cli.output import Col, fitted_table
 from agentjournal.forensics import invariants
 from agentjournal.journal import Journal
 
-from .sample import INVARIANT, LEASE_OWNER, Invoke, Sample, command_tree
+from .sample import INVARIANT, LEASE_OWNER, OUTBOX_RELAY, Invoke, Sample, command_tree
 
 Records = list[dict[str, Any]]
 
@@ -218,6 +218,30 @@ CASES: dict[str, Case] = {
         lambda s: _eval(s, "show", s.evaluation_id),
         lambda s, r: [s.evaluation_id, r[0]["dataset_version"]],
         lambda s, r: r[0]["replays"] == 2 and r[0]["gates"][0]["passed"],
+    ),
+    "outbox status": Case(
+        lambda s: ["outbox", "status"],
+        lambda s, r: [OUTBOX_RELAY, *(str(record[key]) for record in r for key in ("pending", "dead", "delivered"))],
+        lambda s, r: (
+            [(x["relay"], x["pending"], x["retrying"], x["dead"], x["delivered"]) for x in r]
+            == [(OUTBOX_RELAY, 0, 0, 1, 1)]
+        ),
+    ),
+    "sagas list": Case(
+        lambda s: ["sagas", "list"],
+        lambda s, r: [token for record in r for token in (record["saga_id"], record["status"])],
+        lambda s, r: (
+            [(x["saga_id"], x["status"]) for x in r]
+            == [(s.saga_id, "compensated"), ("book-demo-lead-456", "completed")]
+        ),
+    ),
+    "sagas show": Case(
+        lambda s: ["sagas", "show", s.saga_id],
+        lambda s, r: [s.saga_id, "compensated", *(step["name"] for step in r[0]["steps"])],
+        lambda s, r: (
+            r[0]["failed_step"] == "book_calendar_slot"
+            and [event["type"] for event in r[0]["events"]][-1] == "SagaCompensated"
+        ),
     ),
     "state": Case(
         lambda s: ["state", s.run_stream],

@@ -1,11 +1,13 @@
-"""`agentjournal demo`: two runs from the seeds, offline, on a fresh SQLite journal, explained.
+"""`agentjournal demo`: two runs and a saga from the seeds, offline, on a fresh SQLite journal, explained.
 
 Run 1 is seed 002's refund conversation (a triage agent hands over to a refund agent, which
 looks up the policy and issues a partial refund). Run 2 is seed 001's blueprint: a planner
 agent under seed 001's policy file, whose plan includes a destructive SQL query (denied) and
 an e-mail to an outside domain (held for a human, then approved). Then the demo answers the
 questions the journal exists for: what did the agent know at step N, why did it answer what
-it answered, and which event first broke a rule.
+it answered, and which event first broke a rule. Last, seed 002's book-demo saga
+(agents/demo_sagas.py) books the one demo slot; run again on the same --db-file, the demo skips
+the runs it already recorded and the next lead's saga finds the slot taken and rolls back.
 """
 
 from __future__ import annotations
@@ -20,17 +22,19 @@ from rich.text import Text
 
 from agentjournal.agents.agent import Agent
 from agentjournal.agents.approvals import approve
+from agentjournal.agents.demo_sagas import SAGAS, book_demo_input
 from agentjournal.agents.models.prices import Price
 from agentjournal.agents.models.scripted import Reply, ScriptedModel, call
 from agentjournal.agents.policy import Policy, seed_policy_path
 from agentjournal.agents.runtime import Runtime
 from agentjournal.agents.tools import tool
 from agentjournal.forensics.bisect import bisect_stream
-from agentjournal.forensics.explainers import brief, explainers
+from agentjournal.forensics.explainers import Explainers, brief, explainers
 from agentjournal.forensics.invariants import Fails, Holds, Verdict, invariant
 from agentjournal.forensics.lineage import causes
 from agentjournal.forensics.timeline import timeline as forensic_timeline
 from agentjournal.journal import Journal, RecordedEvent
+from agentjournal.messaging.sagas import SAGA_PREFIX, SagaResult, SagaRunner, register_saga_explainers
 from agentjournal.model import Repository
 from agentjournal.runs import RunState
 
@@ -200,16 +204,16 @@ def refunds_within_40_usd(state: RunState) -> Verdict:
 
 # ----- the demo ----------------------------------------------------------------------------------
 
-ROUTINE = frozenset({"ResponseDrafted"})
+ROUTINE = frozenset({"ResponseDrafted", "StepStarted", "CompensationStarted"})
 SAID = frozenset({"policy_denied", "rejected_by_human"})
 """Observations whose reason the line before (the policy's or the human's decision) already gives."""
 TITLE_WIDTH = 46
 
 
-def timeline(journal: Journal, stream_id: str) -> Group:
+def timeline(journal: Journal, stream_id: str, explain: Explainers = explainers) -> Group:
     """Each event of a run on one line in plain language (the forensics timeline, bookkeeping left out)."""
     lines = []
-    for entry in forensic_timeline(journal, stream_id):
+    for entry in forensic_timeline(journal, stream_id, explain=explain):
         if _routine(entry.event):
             continue
         title = Text(entry.explanation.title, style=f"bold {_style(entry.event)}".strip())
@@ -236,10 +240,12 @@ def _style(event: RecordedEvent) -> str:
         return "red"
     if event.type in ("ApprovalRequested",) or action == "require_human_approval":
         return "yellow"
-    if event.type in ("ToolApproved", "RunCompleted", "ResponseFinalized"):
+    if event.type in ("ToolApproved", "RunCompleted", "ResponseFinalized", "SagaCompleted"):
         return "green"
-    if event.type in ("RunAborted", "ToolFailed", "BudgetExceeded", "ToolRejected"):
+    if event.type in ("RunAborted", "ToolFailed", "BudgetExceeded", "ToolRejected", "StepFailed"):
         return "red"
+    if event.type in ("StepCompensated", "SagaCompensated"):
+        return "yellow"
     return ""
 
 
@@ -300,14 +306,60 @@ def run_demo(journal: Journal, console: Console) -> dict[str, Any]:
     }
 
 
+BOOK_DEMO_LEAD = 456
+"""The first lead of the book-demo saga; each later run of the demo brings the next one."""
+
+
+def run_saga_demo(journal: Journal, console: Console) -> SagaResult:
+    """Seed 002's book-demo saga for the next lead: the first books the slot, every later one finds it taken."""
+    console.rule("[bold]4 · seed 002: a saga books a demo meeting, and rolls back when it cannot")
+    lead = f"lead-{BOOK_DEMO_LEAD + len(journal.streams(SAGA_PREFIX + 'book-demo-'))}"
+    result = SagaRunner(journal, SAGAS).start("book-demo", book_demo_input(lead), saga_id=f"book-demo-{lead}")
+    console.print(timeline(journal, SAGA_PREFIX + result.saga_id, register_saga_explainers(Explainers())))
+    if result.status == "completed":
+        booking = result.results["book_calendar_slot"]
+        console.print(
+            f"[green]✔  saga {result.saga_id} completed[/green]: {lead} has a demo with {booking['rep_id']} at "
+            f"{booking['time'].replace('T', ' ')} (booking {booking['booking_id']}).",
+            highlight=False,
+        )
+    else:
+        undone = [name for name, step in reversed(result.state.steps.items()) if step.status == "compensated"]
+        console.print(
+            f"[yellow]↺  saga {result.saga_id} rolled back cleanly[/yellow]: {result.failed_step} failed "
+            f"({result.error}); compensated {', then '.join(undone)}.",
+            highlight=False,
+        )
+    return result
+
+
 def demo(db_file: str | None, console: Console) -> dict[str, Any]:
-    """Open a fresh SQLite journal (or `db_file`), run the demo on it and say how to explore it."""
+    """Open a fresh SQLite journal (or `db_file`), run the demo on it and say how to explore it.
+
+    On a journal that already holds the demo's runs (a second run on the same `db_file`), only the
+    saga runs again: the next lead's booking finds the slot taken and the saga rolls back."""
     path = Path(db_file) if db_file else Path(tempfile.mkdtemp(prefix="agentjournal-demo-")) / "demo.db"
     url = f"sqlite:///{path}"
     with Journal.open(url, create=True) as journal:
-        facts = run_demo(journal, console)
-    run = facts["refund"].run_id
+        again = journal.stream_version("run-refund-8842") > 0
+        if again:
+            console.print("This journal already holds the demo's two runs (explore them below); the saga runs again.")
+            facts: dict[str, Any] = {}
+        else:
+            facts = run_demo(journal, console)
+        facts["saga"] = saga = run_saga_demo(journal, console)
     console.print(f"\nThe journal is {path}; explore it:", highlight=False)
-    for command in (f"explain run-{run}", f"state run-{run} --at {facts['state_version']}", f"runs replay {run}"):
+    commands = ["explain run-refund-8842", "runs replay refund-8842"]
+    if "state_version" in facts:
+        commands.insert(1, f"state run-refund-8842 --at {facts['state_version']}")
+    commands += ["sagas list", f"sagas show {saga.saga_id}"]
+    for command in commands:
         console.print(f"  agentjournal --db {url} {command}", highlight=False, soft_wrap=True)
+    if not again:
+        console.print(
+            f"Run `agentjournal demo --db-file {path}` again: the next lead wants the same slot, "
+            "so its saga rolls back.",
+            highlight=False,
+            soft_wrap=True,
+        )
     return facts

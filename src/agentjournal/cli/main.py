@@ -7,8 +7,10 @@ from agentjournal.cli import (
     eval_commands,  # noqa: F401  (registers commands)
     forensics_commands,  # noqa: F401  (registers commands)
     journal_commands,  # noqa: F401  (registers commands)
+    messaging_commands,  # noqa: F401  (registers commands)
     policy_commands,  # noqa: F401  (registers commands)
     projection_commands,  # noqa: F401  (registers commands)
+    saga_commands,  # noqa: F401  (registers commands)
 )
 from agentjournal.cli.app import app, close_journal
 

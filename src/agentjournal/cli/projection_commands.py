@@ -626,17 +626,36 @@ def worker_command(
         float, typer.Option(min=0, help="Evaluate the alert rules every N seconds (0: never)")
     ] = 60.0,
     eval_db: EvalDbOption = None,
+    messaging: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--messaging",
+            "-m",
+            help="package.module:attr naming outbox relays and process managers to run too (repeatable)",
+        ),
+    ] = None,
+    sagas: Annotated[
+        str | None,
+        typer.Option("--sagas", help="package.module:attr naming saga definitions: resume their unfinished sagas"),
+    ] = None,
+    sagas_every: Annotated[
+        float, typer.Option(min=0.1, help="With --sagas, resume unfinished sagas every N seconds")
+    ] = 5.0,
 ) -> None:
-    """Run every projection (and the alert rules) this node can lease, until Ctrl-C or SIGTERM.
+    """Run every projection, outbox relay and process manager (and the alert rules) this node
+    can lease, until Ctrl-C or SIGTERM; with --sagas, resume sagas whose worker died.
 
-    Start one per node against the same database: each projection runs on exactly one of them,
-    and when a node stops the others take its work over within the lease TTL.
+    Start one per node against the same database: each runs on exactly one of them, and when a
+    node stops the others take its work over within the lease TTL.
 
-    Example: agentjournal --db postgresql://localhost/agents worker --node node-a
+    Example: agentjournal --db postgresql://localhost/agents worker --node node-a -m myapp.outbox:relays
     """
     from agentjournal.messaging.leases import DEFAULT_TTL
+    from agentjournal.messaging.process_managers import ProcessManager
+    from agentjournal.messaging.relays import Relay, load_messaging
     from agentjournal.projections import PeriodicJob, Worker, bring_up_to_date, builtin_projection, builtin_projections
 
+    workloads = [item for path in messaging or [] for item in load_messaging(path)]
     journal = open_journal(create=True)
     chosen = [builtin_projection(name) for name in projection] if projection else builtin_projections()
     probe = _evaluations_if_any(eval_db)  # a wrong --eval-db fails now, not at the first alert check
@@ -647,11 +666,30 @@ def worker_command(
         return _fire_alerts(journal, eval_db, lambda evaluations: bring_up_to_date(evaluations, ["evaluations"]))
 
     jobs = [PeriodicJob("alerts", alerts_every, alerts)] if alerts_every > 0 else []
+    if sagas:
+        from agentjournal.messaging.sagas import SagaRunner, load_sagas
+
+        saga_runner = SagaRunner(journal, load_sagas(sagas))
+        jobs.append(PeriodicJob("sagas", sagas_every, saga_runner.resume_unfinished))
     ttl = DEFAULT_TTL if ttl is None else ttl
-    worker = Worker(journal, chosen, node=node, ttl=ttl, batch_size=batch_size, jobs=jobs)
+    worker = Worker(
+        journal,
+        chosen,
+        node=node,
+        ttl=ttl,
+        batch_size=batch_size,
+        jobs=jobs,
+        relays=[item for item in workloads if isinstance(item, Relay)],
+        process_managers=[item for item in workloads if isinstance(item, ProcessManager)],
+    )
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    for name in ("agentjournal.worker", "agentjournal.projections"):
+    for name in (
+        "agentjournal.worker",
+        "agentjournal.projections",
+        "agentjournal.relays",
+        "agentjournal.process_managers",
+    ):
         logging.getLogger(name).addHandler(handler)
         logging.getLogger(name).setLevel(logging.INFO)
     stopping = threading.Event()
@@ -662,7 +700,9 @@ def worker_command(
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     errors.print(
-        f"worker {worker.node}: {len(chosen)} projection(s), lease TTL {ttl:g}s; Ctrl-C stops", highlight=False
+        f"worker {worker.node}: {len(chosen)} projection(s), {len(workloads)} relay(s) and process manager(s), "
+        f"lease TTL {ttl:g}s; Ctrl-C stops",
+        highlight=False,
     )
     worker.run(stopping.is_set, idle_timeout=0.5)
     errors.print(f"worker {worker.node}: stopped, leases released", highlight=False)

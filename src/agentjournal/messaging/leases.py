@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -185,3 +186,34 @@ class LeaseRegistry:
 
 def _time(seconds: Any) -> datetime:
     return datetime.fromtimestamp(float(seconds), UTC)
+
+
+class LeaseKeeper:
+    """A leased worker's side of its lease: renews it in time and fences its writes.
+
+    `ensure()` renews once a third of the TTL has passed since the last renewal, so the lease
+    never lapses while the worker runs. It goes by the node's monotonic clock, which runs on
+    while a process is frozen: a node woken after a SIGSTOP renews before its next action and
+    finds the lease gone (LeaseLostError), so it acts on nothing after it was fenced out. With
+    no registry (a worker run by hand) both calls do nothing.
+    """
+
+    def __init__(self, leases: LeaseRegistry | None, lease: Lease | None) -> None:
+        if (leases is None) != (lease is None):
+            raise JournalError("give both `leases` and `lease`, or neither")
+        self.leases = leases
+        self.lease = lease
+        self._renewed = time.monotonic()
+
+    def ensure(self) -> None:
+        if self.leases is None or self.lease is None:
+            return
+        if time.monotonic() - self._renewed >= self.leases.ttl / 3:
+            started = time.monotonic()
+            self.lease = self.leases.renew(self.lease)
+            self._renewed = started
+
+    def fence(self, cursor: Any) -> None:
+        """The last statement of a leased write's transaction (see LeaseRegistry.check)."""
+        if self.leases is not None and self.lease is not None:
+            self.leases.check(cursor, self.lease)
