@@ -18,6 +18,7 @@ LAZY = [
     "agentjournal",
     "agentjournal.agents",
     "agentjournal.agents.models",
+    "agentjournal.api",
     "agentjournal.evals",
     "agentjournal.journal",
     "agentjournal.messaging",

@@ -19,7 +19,7 @@ BRANCH_ON_NAME = re.compile(r"\.dialect\s*(==|!=|in\b)|\[\s*[\w.]*\.dialect\s*\]
 def test_migrate_applies_every_component_and_pending_lists_what_is_left(sql_journal_url: str) -> None:
     with Journal.open(sql_journal_url) as journal:
         names = {component.name for component in schema.COMPONENTS}
-        assert names == {"journal", "snapshots", "projections", "messaging"}
+        assert names == {"journal", "snapshots", "projections", "messaging", "api"}
         schema.migrate(journal)
         assert schema.pending(journal) == []
         assert schema.migrate(journal) == []  # idempotent

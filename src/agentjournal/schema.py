@@ -2,11 +2,12 @@
 
 `migrate(journal)` applies whatever is pending for every component, `pending(journal)` lists it
 (what `agentjournal migrate` and `migrate --check` do). Each component declares its migrations
-once, next to its code (`MIGRATIONS` in model.snapshots, projections.base, messaging.leases).
+once, next to its code (`MIGRATIONS` in model.snapshots, projections.base, messaging.leases, api.keys).
 """
 
 from __future__ import annotations
 
+from agentjournal.api.keys import MIGRATIONS as API_KEYS
 from agentjournal.journal import Journal
 from agentjournal.journal.schema import JOURNAL, Component
 from agentjournal.messaging.leases import MIGRATIONS as LEASES
@@ -15,7 +16,7 @@ from agentjournal.projections.base import MIGRATIONS as PROJECTIONS
 
 __all__ = ["COMPONENTS", "Component", "migrate", "pending"]
 
-COMPONENTS: tuple[Component, ...] = (JOURNAL, SNAPSHOTS, PROJECTIONS, LEASES)
+COMPONENTS: tuple[Component, ...] = (JOURNAL, SNAPSHOTS, PROJECTIONS, LEASES, API_KEYS)
 """In the order they are applied (the journal's own tables first)."""
 
 

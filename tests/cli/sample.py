@@ -20,6 +20,7 @@ from agentjournal.agents import Agent, RunOptions, Runtime, ScriptedModel
 from agentjournal.agents.demo import run_demo
 from agentjournal.agents.demo_sagas import SAGAS, book_demo_input
 from agentjournal.agents.models import ModelResponse, ToolCall
+from agentjournal.api import ApiKeys
 from agentjournal.cli import main  # noqa: F401  (registers every command module)
 from agentjournal.cli.app import app
 from agentjournal.evals import (
@@ -80,6 +81,10 @@ class Sample:
     """The dispatch id of the outbox relay's one dead letter (a destination it has no handler for)."""
     saga_id: str
     """The demo's book-demo saga that found the slot taken and rolled back (another one completed)."""
+    api_key_id: str
+    """An active API key of tenant acme (roles read and approve)."""
+    revoked_key_id: str
+    """A revoked API key of tenant globex."""
 
 
 class Poison(Projection):
@@ -150,6 +155,10 @@ def build(url: str, folder: Path) -> Sample:
         for projection in [*builtin_projections(), Poison()]:
             ProjectionRunner(journal, projection, max_attempts=1, retry_delay=0.0).catch_up()
         assert LeaseRegistry(journal).acquire("projection:poison", LEASE_OWNER) is not None
+        keys = ApiKeys(journal)
+        api_key = keys.create("acme", ["read", "approve"], "support dashboard for the refunds team", by="alice")
+        revoked_key = keys.create("globex", ["admin"], "old-ci", by="alice")
+        keys.revoke(revoked_key.key_id, by="bob")
         [failing, *_] = regrade(journal, invariants.resolve(INVARIANT)).failed
         assert failing.failed_since is not None
         event_id = journal.read_stream(failing.stream_id)[0].event_id
@@ -172,6 +181,8 @@ def build(url: str, folder: Path) -> Sample:
         evaluation_id=evaluation_id,
         dead_letter_id=dead_letter.dispatch.dispatch_id,
         saga_id=rolled_back.saga_id,
+        api_key_id=api_key.key_id,
+        revoked_key_id=revoked_key.key_id,
     )
 
 

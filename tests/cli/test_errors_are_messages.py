@@ -236,6 +236,26 @@ def wrong_arguments(s: Sample) -> list[tuple[str, str, tuple[str, ...]]]:
         ("outbox retry", "relay", ("--relay", "nobody")),
         *_wrong_eval_arguments(s),
         *_wrong_saga_arguments(s),
+        *_wrong_key_arguments(s),
+    ]
+
+
+def _wrong_key_arguments(s: Sample) -> list[tuple[str, str, tuple[str, ...]]]:
+    """The API key commands: the sample has an active key of acme and a revoked one of globex."""
+    create = ("--tenant", "acme", "--role", "read", "--name", "ci")
+    return [
+        ("keys create", "tenant", ("--tenant", "acme corp", *create[2:])),
+        ("keys create", "tenant", ("--tenant", "", *create[2:])),
+        ("keys create", "role", (*create[:2], "--role", "owner", *create[4:])),
+        ("keys create", "name", (*create[:4], "--name", " ")),
+        ("keys create", "name", (*create[:4], "--name", "x" * 201)),
+        ("keys create", "by", (*create, "--by", " ")),
+        ("keys create", "as_json", ("--tenant", "acme", "--role", "root", "--name", "ci", "--json")),
+        ("keys list", "tenant", ("--tenant", "no such tenant")),
+        ("keys list", "as_json", ("--tenant", "", "--json")),
+        ("keys revoke", "key_id", ("nope",)),
+        ("keys revoke", "key_id", ("ajk_000000000000",)),
+        ("keys revoke", "by", (s.revoked_key_id, "--by", "\t")),
     ]
 
 

@@ -139,6 +139,21 @@ CASES: dict[str, Case] = {
         lambda s, r: ["page", "policy-violations-3x", "model=llama-3.1-70b"],
         lambda s, r: r[0]["rule"] == "policy-violations-3x" and r[0]["message"].count("baseline") == 2,
     ),
+    "keys list": Case(
+        lambda s: ["keys", "list"],
+        lambda s, r: [s.api_key_id, s.revoked_key_id, "acme", "globex", "active", "revoked"],
+        lambda s, r: (
+            {(x["key_id"], x["status"]) for x in r} >= {(s.api_key_id, "active"), (s.revoked_key_id, "revoked")}
+            and not any("secret" in x or "hash" in x or "secret_hash" in x for x in r)
+        ),
+    ),
+    "keys create": Case(  # creates two more keys of acme in the sample (so "keys list" checks with >=)
+        lambda s: ["keys", "create", "--tenant", "acme", "--role", "read", "--name", "80-columns"],
+        lambda s, r: ["acme"],
+        lambda s, r: (
+            r[0]["key_id"].startswith("ajk_") and r[0]["secret"].startswith("ajs_") and r[0]["roles"] == ["read"]
+        ),
+    ),
     "leases": Case(
         lambda s: ["leases"],
         lambda s, r: ["projection:poison", LEASE_OWNER],

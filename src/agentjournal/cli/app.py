@@ -159,7 +159,7 @@ def _global_options(
             "--db",
             envvar="AGENTJOURNAL_DB",
             help="Journal URL: sqlite:///file.db, postgresql://…?schema=…, mysql://…. Only the commands that "
-            "write (migrate, import, quickstart, worker) create a journal where there is none.",
+            "write (migrate, import, quickstart, worker, keys create) create a journal where there is none.",
         ),
     ] = DEFAULT_URL,
 ) -> None:

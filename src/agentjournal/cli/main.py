@@ -7,6 +7,7 @@ from agentjournal.cli import (
     eval_commands,  # noqa: F401  (registers commands)
     forensics_commands,  # noqa: F401  (registers commands)
     journal_commands,  # noqa: F401  (registers commands)
+    key_commands,  # noqa: F401  (registers commands)
     messaging_commands,  # noqa: F401  (registers commands)
     policy_commands,  # noqa: F401  (registers commands)
     projection_commands,  # noqa: F401  (registers commands)
