@@ -7,7 +7,7 @@ from typing import Any
 
 from agentjournal.journal import Journal, JournalError
 from agentjournal.journal.backends.sql import SQLJournal
-from agentjournal.messaging.leases import MIGRATIONS
+from agentjournal.messaging.leases import MIGRATIONS, Lease, LeaseKeeper, LeaseRegistry
 
 
 class OutboxError(JournalError):
@@ -68,3 +68,31 @@ class Checkpoint:
             self._sql("UPDATE aj_messaging_checkpoints SET delivered = delivered + ?, updated_at = ? WHERE name = ?"),
             (settled, time.time(), self.name),
         )
+
+
+class LeasedRunner:
+    """What a relay runner and a process manager runner share: their journal, batch size, lease and checkpoint."""
+
+    def __init__(
+        self,
+        journal: Journal,
+        name: str,
+        what: str,
+        *,
+        batch_size: int,
+        leases: LeaseRegistry | None,
+        lease: Lease | None,
+    ) -> None:
+        self.journal = require_sql(journal)
+        if batch_size < 1:
+            raise OutboxError(f"batch_size must be at least 1, got {batch_size}")
+        self.batch_size = batch_size
+        self.keeper = LeaseKeeper(leases, lease)
+        self.checkpoint = Checkpoint(self.journal, name, what)
+
+    @property
+    def lease(self) -> Lease | None:
+        return self.keeper.lease
+
+    def position(self) -> int:
+        return self.checkpoint.position()

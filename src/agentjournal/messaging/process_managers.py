@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from agentjournal.journal import ConcurrencyError, Journal, NewEvent, RecordedEvent
-from agentjournal.messaging.checkpoints import Checkpoint, OutboxError, require_sql
-from agentjournal.messaging.leases import Lease, LeaseKeeper, LeaseRegistry
+from agentjournal.messaging.checkpoints import LeasedRunner, OutboxError
+from agentjournal.messaging.leases import Lease, LeaseRegistry
 from agentjournal.messaging.outbox import Message, append_with_outbox
 
 logger = logging.getLogger("agentjournal.process_managers")
@@ -96,7 +96,7 @@ def load_instance(journal: Journal, stream_id: str) -> Instance:
     return instance
 
 
-class ProcessManagerRunner:
+class ProcessManagerRunner(LeasedRunner):
     """Runs one process manager: `step` handles at most one batch of its events."""
 
     def __init__(
@@ -108,24 +108,13 @@ class ProcessManagerRunner:
         leases: LeaseRegistry | None = None,
         lease: Lease | None = None,
     ) -> None:
-        self.journal = require_sql(journal)
-        if batch_size < 1:
-            raise OutboxError(f"batch_size must be at least 1, got {batch_size}")
-        if not manager.event_types:
-            raise OutboxError(f"process manager {manager.name!r} subscribes to no event types")
+        what = f"process manager {manager.name!r}"
+        if not manager.event_types:  # refused before its checkpoint row is written
+            raise OutboxError(f"{what} subscribes to no event types")
+        super().__init__(journal, manager.lease_name, what, batch_size=batch_size, leases=leases, lease=lease)
         self.manager = manager
         self.name = manager.lease_name
-        self.batch_size = batch_size
-        self.keeper = LeaseKeeper(leases, lease)
         self._instances: dict[str, Instance] = {}
-        self.checkpoint = Checkpoint(self.journal, manager.lease_name, f"process manager {manager.name!r}")
-
-    @property
-    def lease(self) -> Lease | None:
-        return self.keeper.lease
-
-    def position(self) -> int:
-        return self.checkpoint.position()
 
     def step(self) -> int:
         """Handle the next batch; returns the events handled (0: caught up)."""

@@ -27,8 +27,8 @@ import orjson
 
 from agentjournal.journal import Journal
 from agentjournal.journal.backends.sql import SQLJournal
-from agentjournal.messaging.checkpoints import Checkpoint, OutboxError, require_sql
-from agentjournal.messaging.leases import MIGRATIONS, Lease, LeaseKeeper, LeaseRegistry
+from agentjournal.messaging.checkpoints import LeasedRunner, OutboxError, require_sql
+from agentjournal.messaging.leases import MIGRATIONS, Lease, LeaseRegistry
 from agentjournal.messaging.outbox import OUTBOX_MESSAGE, Dispatch
 
 logger = logging.getLogger("agentjournal.relays")
@@ -129,7 +129,7 @@ class Failure:
     updated_at: datetime
 
 
-class RelayRunner:
+class RelayRunner(LeasedRunner):
     """Runs one relay against one journal; `step` delivers at most one batch."""
 
     def __init__(
@@ -141,22 +141,12 @@ class RelayRunner:
         leases: LeaseRegistry | None = None,
         lease: Lease | None = None,
     ) -> None:
-        self.journal = require_sql(journal)
-        if batch_size < 1:
-            raise OutboxError(f"batch_size must be at least 1, got {batch_size}")
+        super().__init__(
+            journal, relay.lease_name, f"relay {relay.name!r}", batch_size=batch_size, leases=leases, lease=lease
+        )
         self.relay = relay
         self.name = relay.name
-        self.batch_size = batch_size
-        self.keeper = LeaseKeeper(leases, lease)
-        self.checkpoint = Checkpoint(self.journal, relay.lease_name, f"relay {relay.name!r}")
         self._sql = self.journal.sql_dialect.sql
-
-    @property
-    def lease(self) -> Lease | None:
-        return self.keeper.lease
-
-    def position(self) -> int:
-        return self.checkpoint.position()
 
     def step(self) -> int:
         """Deliver the next batch (queued retries first); returns the delivery attempts it made, failed
